@@ -1,0 +1,158 @@
+"""Assembling a graph of kernels into one TVM module.
+
+Each compute node becomes one scheduled PrimFunc (identical kernels, e.g. the 12
+layers of BERT, are compiled once); a Relax ``main`` calls them with ``call_tir``
+so TVM's VM and its static memory planner do the executing. Pure reshapes
+(reshape/flatten/squeeze/unsqueeze on their own) become Relax reshapes, which the
+VM turns into zero-copy views. Constants become trailing ``main`` parameters,
+uploaded once by the session.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+import tvm_ffi
+from tvm import relax
+
+from .. import dtypes
+from ..errors import CompileError
+from ..ir import Graph, Value
+from ..targets import Target
+from .lower import INLINE_CONST_MAX, lower_kernel
+from .schedule import schedule_kernel
+
+VIEW_OPS = ("reshape", "flatten", "squeeze", "unsqueeze")
+
+
+@dataclass
+class KernelInfo:
+    name: str
+    label: str
+    notes: list[str]
+    uses: int = 1
+
+
+@dataclass
+class ModuleBuild:
+    mod: tvm.IRModule
+    input_names: list[str]
+    param_names: list[str]
+    param_values: list[np.ndarray]
+    kernels: list[KernelInfo] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _sinfo(v: Value) -> relax.TensorType:
+    return relax.TensorType(list(v.shape), dtypes.to_tvm(v.dtype))
+
+
+def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
+    t0 = time.perf_counter()
+    bb = relax.BlockBuilder()
+    env: dict[Value, relax.Expr] = {}
+    input_vars = []
+    for v in graph.inputs:
+        var = relax.Var(v.name, _sinfo(v))
+        env[v] = var
+        input_vars.append(var)
+
+    # constants the kernels take as arguments (scalars are baked into kernels instead)
+    needed: set[Value] = set()
+    for node in graph.nodes:
+        if node.op == "const":
+            continue
+        for v in node.inputs:
+            if v.is_const and (v.node.data.size > INLINE_CONST_MAX or node.op in VIEW_OPS):
+                needed.add(v)
+    needed.update(v for v in graph.outputs if v.is_const)
+    param_vals: list[Value] = [n.outputs[0] for n in graph.nodes if n.op == "const" and n.outputs[0] in needed]
+    param_vars = []
+    param_names = []
+    for i, v in enumerate(param_vals):
+        name = v.name or f"param{i}"
+        var = relax.Var(f"p{i}", _sinfo(v))
+        env[v] = var
+        param_vars.append(var)
+        param_names.append(name)
+
+    kernels: dict[tuple, tuple[relax.GlobalVar, KernelInfo]] = {}
+    infos: list[KernelInfo] = []
+    t_lower = t_sched = 0.0
+    with bb.function("main", input_vars + param_vars):
+        with bb.dataflow():
+            for idx, node in enumerate(graph.nodes):
+                if node.op == "const":
+                    continue
+                if node.op in VIEW_OPS:
+                    out = node.outputs[0]
+                    env[out] = bb.emit(relax.op.reshape(env[node.inputs[0]], list(out.shape)))
+                    continue
+                ta = time.perf_counter()
+                kernel = lower_kernel(node, f"k{len(infos)}_{_ident(node)}")
+                tb = time.perf_counter()
+                func, notes = schedule_kernel(kernel, target)
+                t_lower += tb - ta
+                t_sched += time.perf_counter() - tb
+                key = (tvm_ffi.structural_hash(func.without_attr("global_symbol")),)
+                hit = kernels.get(key)
+                if hit is not None and tvm_ffi.structural_equal(
+                    hit[0].func.without_attr("global_symbol"), func.without_attr("global_symbol")
+                ):
+                    gv, info = hit[0].gv, hit[1]
+                    info.uses += 1
+                else:
+                    name = str(func.attrs["global_symbol"])
+                    gv = bb.add_func(func, name)
+                    info = KernelInfo(name, kernel.label, notes)
+                    infos.append(info)
+                    kernels[key] = (_Entry(gv, func), info)
+                args = []
+                for v in kernel.args:
+                    if v not in env:
+                        raise CompileError(f"kernel {info.name}: argument {v} has no value (graph not topologically sorted?)")
+                    args.append(env[v])
+                out_sinfo = [_sinfo(o) for o in kernel.outputs]
+                call = relax.call_tir(gv, args, out_sinfo if len(out_sinfo) > 1 else out_sinfo[0])
+                res = bb.emit(call)
+                if len(kernel.outputs) == 1:
+                    env[kernel.outputs[0]] = res
+                else:
+                    for j, o in enumerate(kernel.outputs):
+                        env[o] = bb.emit(relax.TupleGetItem(res, j))
+            outs = [env[v] for v in graph.outputs]
+            result = bb.emit_output(relax.Tuple(outs))
+        bb.emit_func_output(result)
+    mod = bb.get()
+    return ModuleBuild(
+        mod,
+        [v.name for v in graph.inputs],
+        param_names,
+        [v.node.data for v in param_vals],
+        infos,
+        {"lower": t_lower, "schedule": t_sched, "assemble": time.perf_counter() - t0 - t_lower - t_sched},
+    )
+
+
+@dataclass
+class _Entry:
+    gv: relax.GlobalVar
+    func: object
+
+
+def _ident(node) -> str:
+    label = node.kind if node.op == "fused" else node.op
+    return "".join(c if c.isalnum() else "_" for c in str(label))
+
+
+def compile_module(build: ModuleBuild, target: Target):
+    """Relax module -> VM executable (LLVM codegen happens here)."""
+    t0 = time.perf_counter()
+    try:
+        ex = relax.build(build.mod, target.tvm_target())
+    except Exception as e:
+        raise CompileError(f"TVM failed to build the module for {target.describe()}: {type(e).__name__}: {str(e)[:2000]}") from e
+    build.seconds["tvm_build"] = time.perf_counter() - t0
+    return ex

@@ -1,0 +1,231 @@
+"""CPU schedule rules (x86 AVX-512/AVX2 and aarch64 NEON differ only in vector width).
+
+Every kernel gets at least a parallel, vectorized schedule:
+
+* spatial blocks: the innermost axis is split by the vector width and vectorized,
+  everything outside it is fused and run in parallel;
+* reductions: spatial axes fused and parallel, reduction axes serial;
+* anchors (annotated by their op's lowering): register-blocked micro-kernels
+  with a local accumulator and the elementwise epilogue (bias, activation,
+  residual) computed on the accumulator before the single store to memory.
+
+Rules take a `CpuParams` (vector lanes, thread count) so x86 and ARM share them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tvm
+from tvm import s_tir
+
+from .common import (
+    auto_inline,
+    blocks,
+    is_reduction,
+    largest_divisor,
+    loop_extents,
+    is_param,
+    param_buffers,
+    region_buffer,
+    rule_of,
+    strip_annotations,
+)
+
+# below this many output elements a kernel runs on one thread: waking the pool costs more
+PARALLEL_MIN_ELEMENTS = 4096
+
+
+@dataclass(frozen=True)
+class CpuParams:
+    vector_bits: int  # 512 for AVX-512, 256 for AVX2, 128 for NEON
+    num_threads: int
+
+    def lanes(self, dtype_bits: int = 32) -> int:
+        return max(self.vector_bits // dtype_bits, 1)
+
+
+def _dtype_bits(sch, blk) -> int:
+    writes = sch.get(blk).writes
+    if not writes:
+        return 32
+    return max(tvm.DataType(str(region_buffer(writes[0]).dtype)).bits, 8)
+
+
+def _lane_candidates(lanes: int) -> list[int]:
+    out, v = [], lanes
+    while v >= 2:
+        out.append(v)
+        v //= 2
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# generic rules
+# ---------------------------------------------------------------------------------------
+def schedule_spatial(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    loops = sch.get_loops(blk)
+    if not loops:
+        return
+    ext = loop_extents(sch, loops)
+    total = 1
+    for e in ext:
+        total *= e
+    lanes = largest_divisor(ext[-1], _lane_candidates(p.lanes(_dtype_bits(sch, blk))))
+    outer = list(loops[:-1])
+    if lanes > 1:
+        lo, li = sch.split(loops[-1], [None, lanes])
+        sch.vectorize(li)
+        outer.append(lo)
+    else:
+        outer.append(loops[-1])
+    fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    if total >= PARALLEL_MIN_ELEMENTS and p.num_threads > 1:
+        sch.parallel(fused)
+
+
+def schedule_reduction(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    stmt = sch.get(blk)
+    loops = sch.get_loops(blk)
+    n_spatial = sum(1 for iv in stmt.iter_vars if iv.iter_type == 0)
+    spatial = loops[:n_spatial]
+    if not spatial:
+        return
+    ext = loop_extents(sch, loops)
+    work = 1
+    for e in ext:
+        work *= e
+    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    if work >= PARALLEL_MIN_ELEMENTS and p.num_threads > 1 and int(sch.get(fused).extent) > 1:
+        sch.parallel(fused)
+
+
+# ---------------------------------------------------------------------------------------
+# anchors
+# ---------------------------------------------------------------------------------------
+def _epilogue_into(sch: s_tir.Schedule, writeback) -> None:
+    """Inline the (single, elementwise) consumer of an accumulator's write-back into it."""
+    for consumer in sch.get_consumers(writeback):
+        try:
+            sch.reverse_compute_inline(consumer)
+        except Exception:  # noqa: BLE001 - not elementwise over the anchor (e.g. a pool): leave it
+            pass
+
+
+def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """Direct NCHW convolution: out-channel vectors x an output-row tile held in registers.
+
+    Weights are repacked to [O/vl, C, KH, KW, vl] so each (c, kh, kw) step is one
+    vector load and `tile` broadcast-FMAs; padding is materialized once per call.
+    """
+    n, o, h, w, rc, rh, rw = sch.get_loops(blk)
+    O, OW = (int(sch.get(x).extent) for x in (o, w))
+    vl = largest_divisor(O, _lane_candidates(p.lanes(_dtype_bits(sch, blk))))
+    if vl < 4:
+        raise _Fallback("out channels not a multiple of 4")
+    tile = largest_divisor(OW, [14, 16, 12, 8, 7, 10, 6, 5, 4, 3, 2])
+    # padding and weight packing: own parallel loop nests, before the main one
+    for prod in sch.get_producers(blk):
+        schedule_spatial(sch, prod, p)
+    weight_index = _weight_read_index(sch, blk)
+    wcache = sch.cache_read(blk, weight_index, "global")
+    sch.transform_layout(wcache, ("write", 0), lambda oo, c, kh, kw: (oo // vl, c, kh, kw, oo % vl))
+    schedule_spatial(sch, wcache, p)
+
+    ob, oi = sch.split(o, [None, vl])
+    wo, wi = sch.split(w, [None, tile])
+    sch.reorder(n, ob, h, wo, rc, rh, rw, wi, oi)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, wo)
+    _epilogue_into(sch, acc)
+    outer = sch.fuse(n, ob, h)
+    sch.parallel(outer)
+    sch.unroll(wi)
+    sch.vectorize(oi)
+    sch.decompose_reduction(blk, rc)
+
+
+def _weight_read_index(sch: s_tir.Schedule, blk) -> int:
+    """The conv block's weight read: the 4-d buffer indexed by (o, c, kh, kw) that is a function argument."""
+    params = param_buffers(sch.mod["main"])
+    reads = sch.get(blk).reads
+    candidates = [i for i, r in enumerate(reads) if is_param(region_buffer(r), params) and len(region_buffer(r).shape) == 4]
+    if not candidates:
+        raise _Fallback("conv weight is not a kernel argument")
+    return candidates[-1]
+
+
+def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """[batch..] x [M,K] @ [K,N]: an (mr x nr) register tile, nr a few vectors wide, K unrolled by 4."""
+    loops = sch.get_loops(blk)
+    *batch, i, j, k = loops
+    M, N, K = (int(sch.get(x).extent) for x in (i, j, k))
+    lanes = p.lanes(_dtype_bits(sch, blk))
+    vl = largest_divisor(N, _lane_candidates(lanes)) if N % lanes else lanes
+    if vl == 1 and N <= lanes:
+        vl = N  # e.g. N=10 classes: one short vector
+    n_vec = largest_divisor(N // vl, [4, 3, 2]) if N // vl > 1 else 1
+    mr = largest_divisor(M, [8, 6, 4, 2])
+    for prod in sch.get_producers(blk):
+        schedule_spatial(sch, prod, p)
+    io, ii = sch.split(i, [None, mr])
+    jo, jm, jv = sch.split(j, [None, n_vec, vl])
+    ku = largest_divisor(K, [4, 2])
+    ko, ki = sch.split(k, [None, ku])
+    sch.reorder(*batch, io, jo, ko, ki, ii, jm, jv)
+    acc = sch.cache_write(blk, 0, "local")
+    sch.reverse_compute_at(acc, jo)
+    _epilogue_into(sch, acc)
+    outer = sch.fuse(*batch, io, jo) if batch else sch.fuse(io, jo)
+    if M * N >= PARALLEL_MIN_ELEMENTS // 4:
+        sch.parallel(outer)
+    sch.unroll(ki)
+    sch.unroll(ii)
+    sch.unroll(jm)
+    sch.vectorize(jv)
+    if vl > 1:  # the write-back (with its epilogue) stores whole vectors too
+        _, wb_j = sch.split(sch.get_loops(acc)[-1], [None, vl])
+        sch.vectorize(wb_j)
+    sch.decompose_reduction(blk, ko)
+
+
+class _Fallback(Exception):
+    """An anchor rule does not apply to this instance; the generic rules take over."""
+
+
+ANCHOR_RULES = {
+    "conv2d": schedule_conv2d,
+    "matmul": schedule_matmul,
+}
+
+
+def schedule_cpu(func, p: CpuParams):
+    """Schedule one kernel PrimFunc for a CPU; returns (scheduled func, notes)."""
+    notes: list[str] = []
+    sch = s_tir.Schedule(func)
+    auto_inline(sch)
+    anchors = [(sch.get(b).name_hint, rule_of(sch, b)) for b in blocks(sch) if rule_of(sch, b) in ANCHOR_RULES]
+    for name, rule in anchors:
+        saved = sch.copy()
+        try:
+            ANCHOR_RULES[rule](sch, sch.get_sblock(name), p)
+            notes.append(f"{rule}: blocked")
+        except Exception as e:  # noqa: BLE001 - fall back to the generic schedule, say why
+            sch = saved
+            notes.append(f"{rule}: generic ({e.__class__.__name__}: {str(e).splitlines()[0][:120]})")
+    for blk in blocks(sch):
+        if _is_scheduled(sch, blk):
+            continue
+        if is_reduction(sch, blk):
+            schedule_reduction(sch, blk, p)
+        else:
+            schedule_spatial(sch, blk, p)
+    strip_annotations(sch)
+    return sch.mod["main"], notes
+
+
+def _is_scheduled(sch: s_tir.Schedule, blk) -> bool:
+    """A block already under a parallel/vectorized loop, or nested in a scheduled anchor."""
+    loops = sch.get_loops(blk)
+    kinds = {int(sch.get(lp).kind) for lp in loops}
+    # ForKind: 0 serial, 1 parallel, 2 vectorized, 3 unrolled, 4 thread binding
+    return bool(kinds & {1, 2, 3})
