@@ -2,20 +2,20 @@
 
     graph @cnn(%x: f32[64,1,28,28]) {
       %w0 = const f32[32,1,3,3] #3fa2c1d4e5f6
-      %c0 = const f32[] 2.0
-      %0: f32[64,32,28,28] = conv2d(%x, %w0) {dilation=[1,1], groups=1, pad=[1,1,1,1], stride=[1,1]}
-      %1: f32[64,16,28,28], %2: f32[64,16,28,28] = split(%0) {axis=1, sections=[16,16]} loc("/split")
-      %3: f32[64,16,28,28] = fused[elementwise](%1, %2) {
+      %0 = const f32[] 2.0
+      %1: f32[64,32,28,28] = conv2d(%x, %w0) {dilation=[1,1], groups=1, pad=[1,1,1,1], stride=[1,1]}
+      %2: f32[64,16,28,28], %3: f32[64,16,28,28] = split(%1) {axis=1, sections=[16,16]} loc("/split")
+      %4: f32[64,16,28,28] = fused[elementwise](%2, %3) {
         graph @body(%a: f32[64,16,28,28], %b: f32[64,16,28,28]) {
           %0: f32[64,16,28,28] = add(%a, %b)
           return %0
         }
       }
-      return %3 as logits
+      return %4 as logits
     }
 
-Values: graph inputs and constants keep their names; node results are numbered in
-topological order so diffs stay clean. Names that are not plain identifiers are
+Values: graph inputs and named constants (parameters) keep their names; node
+results and unnamed constants are numbered in order so diffs stay clean. Names that are not plain identifiers are
 quoted (``%"input:0"``). Constants with at most 16 elements are printed inline;
 larger ones print their content hash and the parser takes them from a pool
 (``graph.constants()``).
@@ -95,21 +95,16 @@ class _Namer:
         taken: set[str] = set()
         for v in graph.inputs:
             self.names[v] = self._unique(v.name or "in", taken)
-        const_i = 0
-        for node in graph.nodes:
+        for node in graph.nodes:  # named constants (parameters) keep their names
             if node.op == "const":
                 v = node.outputs[0]
-                name = v.name if v.name and not _AUTO_NUMBER.match(v.name) else None
-                if name is None:
-                    while f"c{const_i}" in taken:
-                        const_i += 1
-                    name = f"c{const_i}"
-                self.names[v] = self._unique(name, taken)
-        counter = 0
+                if v.name and not _AUTO_NUMBER.match(v.name):
+                    self.names[v] = self._unique(v.name, taken)
+        counter = 0  # everything else, unnamed constants included, is numbered in order
         for node in graph.nodes:
-            if node.op == "const":
-                continue
             for v in node.outputs:
+                if v in self.names:
+                    continue
                 while str(counter) in taken:
                     counter += 1
                 self.names[v] = str(counter)

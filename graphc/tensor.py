@@ -44,12 +44,12 @@ def as_value(a, builder: GraphBuilder, like_dtype: str | None = None) -> Value:
         if key not in cache:
             cache[key] = (a, builder.const(np.asarray(a), name=a.param_name))
         return cache[key][1]
-    if isinstance(a, np.ndarray):
-        return builder.const(a)
-    if isinstance(a, (bool, np.bool_)):
+    if isinstance(a, (np.ndarray, np.generic)):  # numpy values keep their own dtype
+        return builder.const(np.asarray(a))
+    if isinstance(a, bool):
         return builder.const(np.array(a, dtype=np.bool_))
-    if isinstance(a, (int, float, np.number)):
-        dtype = like_dtype or ("f32" if isinstance(a, (float, np.floating)) else "i64")
+    if isinstance(a, (int, float)):
+        dtype = like_dtype or ("f32" if isinstance(a, float) else "i64")
         return builder.const(a, dtype=dtype)
     raise IRError(f"cannot use a {type(a).__name__} as a graphc tensor")
 

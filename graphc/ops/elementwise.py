@@ -124,11 +124,13 @@ def _np_sigmoid(x):
     return (0.5 * (1.0 + np.tanh(0.5 * x64))).astype(x.dtype)
 
 
+# NaN propagates through relu/maximum/minimum (as in numpy and PyTorch); TIR's max/min
+# lower to LLVM maxnum/minnum, which drop NaNs, so these select explicitly.
 relu = defop(
     "relu",
     infer=_numeric_unary,
     ref=lambda x: np.maximum(x, x.dtype.type(0)),
-    lower=lambda x: topi.nn.relu(x),
+    lower=_elementwise(lambda v: tir.Select(v < _c(0, v), _c(0, v), v)),
     grad=lambda g, x, out: (O.where(O.greater(x, scalar(0, x.dtype)), g, scalar(0, g.dtype)),),
     fusion=ELEMWISE,
     samples=_unary_samples(ints=True),
@@ -308,9 +310,20 @@ def _np_div(a, b):
 
 def _te_div(a, b):
     if dtypes.from_tvm(str(a.dtype)) in dtypes.INT_DTYPES:
-        shape = broadcast_shapes(tuple(int(d) for d in a.shape), tuple(int(d) for d in b.shape))
-        return te.compute(shape, lambda *i: tir.truncdiv(_bidx(a, i), _bidx(b, i)), name="div")
+        return _broadcast_binary(a, b, tir.truncdiv)
     return topi.divide(a, b)
+
+
+def _broadcast_binary(a, b, f):
+    shape = broadcast_shapes(tuple(int(d) for d in a.shape), tuple(int(d) for d in b.shape))
+    return te.compute(shape, lambda *i: f(_bidx(a, i), _bidx(b, i)), name="binary")
+
+
+def _nan_or(x, cond):
+    """`cond`, or x is NaN (floats only: ints have no NaN)."""
+    if expr_dtype(x).startswith("float") or expr_dtype(x).startswith("bfloat"):
+        return tir.Or(x != x, cond)
+    return cond
 
 
 def _bidx(t, idx):
@@ -381,7 +394,7 @@ maximum = defop(
     "maximum",
     infer=_binary,
     ref=lambda a, b: np.maximum(a, b).astype(a.dtype),
-    lower=lambda a, b: topi.maximum(a, b),
+    lower=lambda a, b: _broadcast_binary(a, b, lambda x, y: tir.Select(_nan_or(x, x > y), x, y)),
     grad=lambda g, a, b, out: (
         unbroadcast(O.where(O.greater_equal(a, b), g, scalar(0, g.dtype)), a.shape),
         unbroadcast(O.where(O.greater_equal(a, b), scalar(0, g.dtype), g), b.shape),
@@ -394,7 +407,7 @@ minimum = defop(
     "minimum",
     infer=_binary,
     ref=lambda a, b: np.minimum(a, b).astype(a.dtype),
-    lower=lambda a, b: topi.minimum(a, b),
+    lower=lambda a, b: _broadcast_binary(a, b, lambda x, y: tir.Select(_nan_or(x, x < y), x, y)),
     grad=lambda g, a, b, out: (
         unbroadcast(O.where(O.less_equal(a, b), g, scalar(0, g.dtype)), a.shape),
         unbroadcast(O.where(O.less_equal(a, b), scalar(0, g.dtype), g), b.shape),

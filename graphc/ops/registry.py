@@ -81,8 +81,10 @@ class OpDef:
         from ..tensor import Tensor, as_value
 
         builder = current_builder()
-        like = next((a for a in args if isinstance(a, (Tensor, Value))), None)
-        like_dtype = (like.dtype if like is not None else None)
+        # Python numbers take the dtype of the tensors they meet (the first non-bool one)
+        tensors = [a for a in args if isinstance(a, (Tensor, Value))]
+        like = next((a for a in tensors if a.dtype != "bool"), tensors[0] if tensors else None)
+        like_dtype = like.dtype if like is not None else None
         values = [as_value(a, builder, like_dtype) for a in args]
         loc = attrs.pop("_loc", None)
         outs = builder.emit(self.name, values, attrs, loc=loc)

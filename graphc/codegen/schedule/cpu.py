@@ -126,7 +126,7 @@ def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     # padding and weight packing: own parallel loop nests, before the main one
     for prod in sch.get_producers(blk):
         schedule_spatial(sch, prod, p)
-    weight_index = _weight_read_index(sch, blk)
+    weight_index = _param_read_index(sch, blk, rank=4)
     wcache = sch.cache_read(blk, weight_index, "global")
     sch.transform_layout(wcache, ("write", 0), lambda oo, c, kh, kw: (oo // vl, c, kh, kw, oo % vl))
     schedule_spatial(sch, wcache, p)
@@ -144,29 +144,35 @@ def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     sch.decompose_reduction(blk, rc)
 
 
-def _weight_read_index(sch: s_tir.Schedule, blk) -> int:
-    """The conv block's weight read: the 4-d buffer indexed by (o, c, kh, kw) that is a function argument."""
-    params = param_buffers(sch.mod["main"])
-    reads = sch.get(blk).reads
-    candidates = [i for i, r in enumerate(reads) if is_param(region_buffer(r), params) and len(region_buffer(r).shape) == 4]
-    if not candidates:
-        raise _Fallback("conv weight is not a kernel argument")
-    return candidates[-1]
-
-
-def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
-    """[batch..] x [M,K] @ [K,N]: an (mr x nr) register tile, nr a few vectors wide, K unrolled by 4."""
-    loops = sch.get_loops(blk)
-    *batch, i, j, k = loops
-    M, N, K = (int(sch.get(x).extent) for x in (i, j, k))
-    lanes = p.lanes(_dtype_bits(sch, blk))
-    vl = largest_divisor(N, _lane_candidates(lanes)) if N % lanes else lanes
+def _gemm_tiles(M: int, N: int, lanes: int) -> tuple[int, int, int]:
+    """(mr rows, vectors per row, vector lanes) of the register tile for an M x N output."""
+    vl = lanes if N % lanes == 0 else largest_divisor(N, _lane_candidates(lanes))
     if vl == 1 and N <= lanes:
         vl = N  # e.g. N=10 classes: one short vector
     n_vec = largest_divisor(N // vl, [4, 3, 2]) if N // vl > 1 else 1
     mr = largest_divisor(M, [8, 6, 4, 2])
+    return mr, n_vec, vl
+
+
+def _tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, pack_weight: bool) -> None:
+    """Register-blocked GEMM over loops (*batch, i, j, k): an mr x (n_vec*vl) accumulator tile
+    kept in registers, K unrolled by up to 4, outer tiles fused and parallel, and the
+    epilogue applied on the tile before its single store. With `pack_weight`, the
+    [N, K] weight (a dense layer's) is repacked to [N/nr, K, nr] so the inner loop
+    loads contiguous vectors."""
+    loops = sch.get_loops(blk)
+    if len(loops) < 3:
+        raise _Fallback("no row dimension")
+    *batch, i, j, k = loops
+    M, N, K = (int(sch.get(x).extent) for x in (i, j, k))
+    mr, n_vec, vl = _gemm_tiles(M, N, p.lanes(_dtype_bits(sch, blk)))
+    nr = n_vec * vl
     for prod in sch.get_producers(blk):
         schedule_spatial(sch, prod, p)
+    if pack_weight:
+        wcache = sch.cache_read(blk, _param_read_index(sch, blk, rank=2), "global")
+        sch.transform_layout(wcache, ("write", 0), lambda jj, kk: (jj // nr, kk, jj % nr))
+        schedule_spatial(sch, wcache, p)
     io, ii = sch.split(i, [None, mr])
     jo, jm, jv = sch.split(j, [None, n_vec, vl])
     ku = largest_divisor(K, [4, 2])
@@ -175,8 +181,8 @@ def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, jo)
     _epilogue_into(sch, acc)
-    outer = sch.fuse(*batch, io, jo) if batch else sch.fuse(io, jo)
-    if M * N >= PARALLEL_MIN_ELEMENTS // 4:
+    outer = sch.fuse(*batch, io, jo)
+    if M * N * max(1, _prod_extents(sch, batch)) >= PARALLEL_MIN_ELEMENTS // 4:
         sch.parallel(outer)
     sch.unroll(ki)
     sch.unroll(ii)
@@ -188,6 +194,33 @@ def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     sch.decompose_reduction(blk, ko)
 
 
+def _prod_extents(sch, loops) -> int:
+    out = 1
+    for e in loop_extents(sch, loops):
+        out *= e
+    return out
+
+
+def _param_read_index(sch: s_tir.Schedule, blk, rank: int) -> int:
+    """Index of the block's last read of a kernel-argument buffer of the given rank (a weight)."""
+    params = param_buffers(sch.mod["main"])
+    reads = sch.get(blk).reads
+    found = [i for i, r in enumerate(reads) if is_param(region_buffer(r), params) and len(region_buffer(r).shape) == rank]
+    if not found:
+        raise _Fallback(f"no rank-{rank} weight argument")
+    return found[-1]
+
+
+def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """[batch..] x [M,K] @ [K,N]: B rows are already contiguous along N."""
+    _tile_gemm(sch, blk, p, pack_weight=False)
+
+
+def schedule_dense(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """x[..., K] @ w[N, K]^T (a linear layer): weights repacked, then the GEMM tile."""
+    _tile_gemm(sch, blk, p, pack_weight=True)
+
+
 class _Fallback(Exception):
     """An anchor rule does not apply to this instance; the generic rules take over."""
 
@@ -195,6 +228,7 @@ class _Fallback(Exception):
 ANCHOR_RULES = {
     "conv2d": schedule_conv2d,
     "matmul": schedule_matmul,
+    "dense": schedule_dense,
 }
 
 

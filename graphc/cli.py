@@ -1,0 +1,226 @@
+"""The `graphc` command line.
+
+    graphc compile model.onnx --target x86 -o model.gca
+    graphc run model.gca --input x=x.npy --bench 100
+    graphc inspect model.onnx [--dot] [-O2]
+    graphc targets
+
+Every user mistake prints one readable line (`graphc: error: ...`) and exits
+non-zero; `--verbose` adds the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from . import __version__
+from .errors import GraphcError, InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line + usage hint, exit 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"graphc: error: {message}\n")
+
+
+def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    try:
+        name, dims = text.split("=", 1)
+        return name, tuple(int(d) for d in dims.replace("x", ",").split(",") if d)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... (e.g. x=1,3,224,224), got {text!r}") from None
+
+
+def _input_arg(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE.npy, got {text!r}")
+    name, path = text.split("=", 1)
+    return name, path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="graphc", description="graphc: compile and run ML models with TVM-generated kernels.")
+    p.add_argument("--version", action="version", version=f"graphc {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and details on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("compile", help="compile a model (.onnx or .gir) into an artifact (.gca)")
+    c.add_argument("model", help="model file: .onnx, or graphc IR text .gir")
+    c.add_argument("--target", default="x86", help="target to compile for (see `graphc targets`); default x86")
+    c.add_argument("-o", "--output", help="artifact path (default: MODEL with .gca suffix)")
+    c.add_argument("-O", "--opt-level", type=int, default=2, choices=[0, 1, 2, 3], help="optimization level (default 2)")
+    c.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,..", help="fix a dynamic input shape")
+    c.add_argument("--print-after", action="append", default=[], metavar="PASS", help="print the IR after PASS ('all' for every pass)")
+    c.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
+    c.add_argument("--verify-numerics", action="store_true", help="run the reference interpreter before/after every pass")
+    c.add_argument("--time-passes", action="store_true", help="print per-pass times")
+
+    r = sub.add_parser("run", help="run a compiled artifact and print its outputs (and latency)")
+    r.add_argument("artifact", help="artifact file (.gca)")
+    r.add_argument("--input", action="append", type=_input_arg, default=[], metavar="NAME=FILE.npy", help="input array from a .npy file")
+    r.add_argument("--random", action="store_true", help="use random inputs for the ones not given")
+    r.add_argument("--bench", type=int, default=0, metavar="N", help="also time N runs and print the median latency")
+    r.add_argument("--device", default="cpu", help="device to run on (cpu, cuda:0)")
+    r.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
+
+    i = sub.add_parser("inspect", help="print a model's graphc IR (or an artifact's summary)")
+    i.add_argument("model", help=".onnx, .gir or .gca file")
+    i.add_argument("-O", "--opt-level", type=int, default=None, choices=[0, 1, 2, 3], help="show the IR after the -O pipeline")
+    i.add_argument("--dot", action="store_true", help="print the graph in Graphviz DOT format instead")
+    i.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,..")
+
+    sub.add_parser("targets", help="list the compilation targets and what each needs")
+    return p
+
+
+def _load_graph(path: str, input_shapes: dict | None):
+    from .compiler import to_graph
+
+    if path.endswith(".gir"):
+        from .printer import parse_graph
+
+        try:
+            with open(path) as f:
+                return parse_graph(f.read())
+        except OSError as e:
+            raise GraphcError(f"{path}: {e.strerror}") from None
+    return to_graph(path, input_shapes)
+
+
+def cmd_compile(args) -> int:
+    from .compiler import compile as compile_model
+
+    out = args.output or os.path.splitext(args.model)[0] + ".gca"
+    t0 = time.perf_counter()
+    graph = _load_graph(args.model, dict(args.input_shape) or None)
+    compiled = compile_model(
+        graph,
+        args.target,
+        opt_level=args.opt_level,
+        verify_numerics=args.verify_numerics,
+        print_after=tuple(args.print_after),
+        dump_ir=args.dump_ir,
+    )
+    compiled.save(out)
+    if args.time_passes and compiled.pipeline_report is not None:
+        print(compiled.pipeline_report.table())
+    g = compiled.graph
+    kernels = compiled.build.kernels
+    print(
+        f"compiled {args.model} for {compiled.target.describe()} in {time.perf_counter() - t0:.1f}s: "
+        f"{len(g.compute_nodes())} nodes, {sum(k.uses for k in kernels)} kernel calls ({len(kernels)} distinct kernels) -> {out}"
+    )
+    return 0
+
+
+def _random_input(spec, rng):
+    dt = spec.type.np_dtype
+    if dt.kind == "f":
+        return rng.standard_normal(spec.shape).astype(dt)
+    if dt.kind == "b":
+        return rng.integers(0, 2, spec.shape).astype(bool)
+    return rng.integers(0, 2, spec.shape).astype(dt)
+
+
+def cmd_run(args) -> int:
+    from .runtime import load
+
+    sess = load(args.artifact, device=args.device)
+    given = {}
+    for name, path in args.input:
+        if name not in sess.input_names:
+            raise InputError(f"artifact has no input named {name!r}; its inputs are: {', '.join(sess.input_names)}")
+        try:
+            given[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"input {name!r}: cannot read {path}: {e}") from None
+    rng = np.random.default_rng(0)
+    for spec in sess.inputs:
+        if spec.name not in given:
+            if not args.random:
+                raise InputError(f"missing input {spec.name!r} ({spec.type}); pass --input {spec.name}=FILE.npy or --random")
+            given[spec.name] = _random_input(spec, rng)
+    outputs = sess.run(**given)
+    for spec, arr in zip(sess.outputs, outputs):
+        a64 = arr.astype(np.float64) if arr.dtype.kind in "fiub" else arr
+        print(f"{spec.name}: {spec.type}  min {a64.min():.6g}  max {a64.max():.6g}  mean {a64.mean():.6g}")
+    if args.save:
+        np.savez(args.save, **dict(zip(sess.output_names, outputs)))
+        print(f"outputs written to {args.save}")
+    if args.bench:
+        stats = sess.benchmark(**given, repeat=args.bench)
+        print(f"latency: median {stats['median_ms']:.3f} ms, min {stats['min_ms']:.3f} ms over {args.bench} runs")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    if args.model.endswith(".gca"):
+        from .runtime.artifact import read_artifact
+
+        art = read_artifact(args.model)
+        print(f"graphc artifact {args.model} (graphc {art.graphc_version})")
+        print(f"  target: {art.target}")
+        for s in art.inputs:
+            print(f"  input  {s.name}: {s.type}")
+        for s in art.outputs:
+            print(f"  output {s.name}: {s.type}")
+        nbytes = sum(a.nbytes for _, a in art.params)
+        print(f"  {len(art.params)} parameters, {nbytes / 1e6:.2f} MB; library {len(art.lib) / 1e6:.2f} MB")
+        for k in art.meta.get("kernels", []):
+            print(f"  kernel {k['name']:40} {k['label']:28} x{k['uses']}  {'; '.join(k['notes'])}")
+        return 0
+    graph = _load_graph(args.model, dict(args.input_shape) or None)
+    if args.opt_level is not None:
+        from .passes.pipeline import optimize
+
+        graph, _ = optimize(graph, args.opt_level)
+    if args.dot:
+        from .nxgraph import to_dot
+
+        print(to_dot(graph))
+    else:
+        print(graph)
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from .targets import KNOWN_TARGETS
+
+    for name, desc in KNOWN_TARGETS.items():
+        print(f"{name:6} {desc}")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "run": cmd_run, "inspect": cmd_inspect, "targets": cmd_targets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except GraphcError as e:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"graphc: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("graphc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a graphc bug: say so, keep it to one line unless --verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(f"graphc: internal error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
