@@ -57,6 +57,7 @@ class Sample:
     note: str = ""
     rtol: float = 1e-5  # tolerances for comparing compiled output with the reference
     atol: float = 1e-5
+    no_grad_check: tuple = ()  # inputs whose gradient is undefined at this sample (skip finite differences)
 
 
 @dataclass(eq=False)

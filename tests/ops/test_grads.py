@@ -44,9 +44,12 @@ def test_gradient_matches_finite_differences(name, idx):
     outs = b.emit(name, ins, sample.attrs)
     node = b.nodes[-1]
     gvals = [rng.standard_normal(v.shape) if v.dtype == "f64" else None for v in outs]
+    if all(gv is None for gv in gvals):
+        pytest.skip("no float output: nothing to differentiate")
     g_inputs = [b.input(f"g{j}", v.type) for j, (v, gv) in enumerate(zip(outs, gvals)) if gv is not None]
     with b:
-        gt = [Tensor(v) for v in g_inputs]
+        g_iter = iter(Tensor(v) for v in g_inputs)
+        gt = [next(g_iter) if gv is not None else None for gv in gvals]  # None: no cotangent for that output
         out_t = [Tensor(v) for v in outs]
         grads = op.grad(
             gt[0] if len(outs) == 1 else tuple(gt),
@@ -55,7 +58,9 @@ def test_gradient_matches_finite_differences(name, idx):
             **node.attrs,
         )
     assert len(grads) == len(ins), f"{name}: grad returned {len(grads)} entries for {len(ins)} inputs"
-    wanted = [(i, gr) for i, gr in enumerate(grads) if gr is not None and xs[i].dtype == np.float64]
+    wanted = [
+        (i, gr) for i, gr in enumerate(grads) if gr is not None and xs[i].dtype == np.float64 and i not in sample.no_grad_check
+    ]
     if not wanted:
         pytest.skip("no float input gets a gradient in this sample")
     g = b.build([gr.value for _, gr in wanted])
