@@ -26,8 +26,11 @@ _LAZY = {
     "Tensor": "graphc.tensor",
     "param": "graphc.tensor",
     "trace": "graphc.trace",
-    "ops": "graphc.ops",
-    "nn": "graphc.nn",
+    "ops": None,  # submodules
+    "nn": None,
+    "runtime": None,
+    "passes": None,
+    "examples": None,
     # frontends
     "from_onnx": "graphc.frontends.onnx",
     # compiling and running
@@ -41,8 +44,10 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith("." + name) else getattr(module, name)
+        if _LAZY[name] is None:
+            value = importlib.import_module(f"graphc.{name}")
+        else:
+            value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")

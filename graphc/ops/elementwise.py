@@ -322,7 +322,7 @@ def _broadcast_binary(a, b, f):
 def _nan_or(x, cond):
     """`cond`, or x is NaN (floats only: ints have no NaN)."""
     if expr_dtype(x).startswith("float") or expr_dtype(x).startswith("bfloat"):
-        return tir.Or(x != x, cond)
+        return tir.Or(tir.isnan(x), cond)  # (x != x would be folded away by TVM's simplifier)
     return cond
 
 

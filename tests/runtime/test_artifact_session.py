@@ -165,3 +165,17 @@ def test_session_is_thread_safe(artifact, compiled):
 def test_benchmark_reports_latency(artifact):
     stats = load(artifact).benchmark(*_inputs(), repeat=5, warmup=1)
     assert stats["median_ms"] > 0 and stats["repeat"] == 5
+
+
+def test_nan_and_inf_propagate_like_numpy():
+    b = GraphBuilder("nan")
+    x = Tensor(b.input("x", TensorType("f32", (6,))))
+    y = Tensor(b.input("y", TensorType("f32", (6,))))
+    with b:
+        outs = [ops.maximum(x, y), ops.minimum(x, y), ops.relu(x), ops.max(x, axes=(0,)), ops.softmax(y)]
+    g = b.build([o.value for o in outs])
+    xv = np.array([np.nan, 1, -np.inf, np.inf, 0, -1], np.float32)
+    yv = np.array([1, np.nan, 2, 3, -np.inf, -2], np.float32)
+    got = graphc.compile(g, opt_level=0).session().run(xv, yv)
+    for a, r in zip(got, graphc.run_graph(g, xv, yv)):
+        np.testing.assert_array_equal(a, r)

@@ -165,6 +165,7 @@ def _tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, pack_weight: bool) -> Non
         raise _Fallback("no row dimension")
     *batch, i, j, k = loops
     M, N, K = (int(sch.get(x).extent) for x in (i, j, k))
+    batch_size = _prod_extents(sch, batch)
     mr, n_vec, vl = _gemm_tiles(M, N, p.lanes(_dtype_bits(sch, blk)))
     nr = n_vec * vl
     for prod in sch.get_producers(blk):
@@ -182,7 +183,7 @@ def _tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, pack_weight: bool) -> Non
     sch.reverse_compute_at(acc, jo)
     _epilogue_into(sch, acc)
     outer = sch.fuse(*batch, io, jo)
-    if M * N * max(1, _prod_extents(sch, batch)) >= PARALLEL_MIN_ELEMENTS // 4:
+    if M * N * batch_size >= PARALLEL_MIN_ELEMENTS // 4:
         sch.parallel(outer)
     sch.unroll(ki)
     sch.unroll(ii)
