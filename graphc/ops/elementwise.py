@@ -87,6 +87,7 @@ def _cmp_samples(rng):
         Sample((a, b)),
         Sample((rand(rng, 4, 1, low=-2, high=2), rand(rng, 1, 5, low=-2, high=2)), note="broadcast"),
         Sample((rand(rng, 6, dtype="int32", low=-3, high=3), rand(rng, 6, dtype="int32", low=-3, high=3)), note="int32"),
+        Sample((rand(rng, 4, 8, dtype="bool"), rand(rng, 4, 8, dtype="bool")), note="bool"),
     ]
 
 
@@ -422,7 +423,12 @@ minimum = defop(
 
 
 def _comparison(name, np_fn, te_fn):
-    return defop(name, infer=_compare, ref=np_fn, lower=te_fn, grad=None, differentiable=False, fusion=ELEMWISE, samples=_cmp_samples)
+    def lower(a, b):
+        if str(a.dtype) == "bool":  # LLVM cannot compare i1 vectors as numbers: compare as int8
+            a, b = topi.cast(a, "int8"), topi.cast(b, "int8")
+        return te_fn(a, b)
+
+    return defop(name, infer=_compare, ref=np_fn, lower=lower, grad=None, differentiable=False, fusion=ELEMWISE, samples=_cmp_samples)
 
 
 equal = _comparison("equal", np.equal, lambda a, b: topi.equal(a, b))
