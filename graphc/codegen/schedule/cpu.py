@@ -70,7 +70,10 @@ def schedule_spatial(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     total = 1
     for e in ext:
         total *= e
-    lanes = largest_divisor(ext[-1], _lane_candidates(p.lanes(_dtype_bits(sch, blk))))
+    full = p.lanes(_dtype_bits(sch, blk))
+    lanes = largest_divisor(ext[-1], _lane_candidates(full))
+    if lanes == 1 and 2 <= ext[-1] <= 4 * full:
+        lanes = ext[-1]  # an odd short row (7 in a 7x7 map): one short vector, LLVM legalizes it
     outer = list(loops[:-1])
     if lanes > 1:
         lo, li = sch.split(loops[-1], [None, lanes])
@@ -146,9 +149,10 @@ def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
 
 def _gemm_tiles(M: int, N: int, lanes: int) -> tuple[int, int, int]:
     """(mr rows, vectors per row, vector lanes) of the register tile for an M x N output."""
-    vl = lanes if N % lanes == 0 else largest_divisor(N, _lane_candidates(lanes))
-    if vl == 1 and N <= lanes:
-        vl = N  # e.g. N=10 classes: one short vector
+    if N <= lanes:
+        vl = N  # e.g. N=10 classes: one short vector per row
+    else:
+        vl = largest_divisor(N, _lane_candidates(lanes))
     n_vec = largest_divisor(N // vl, [4, 3, 2]) if N // vl > 1 else 1
     mr = largest_divisor(M, [8, 6, 4, 2])
     return mr, n_vec, vl
@@ -165,6 +169,8 @@ def _tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, pack_weight: bool) -> Non
         raise _Fallback("no row dimension")
     *batch, i, j, k = loops
     M, N, K = (int(sch.get(x).extent) for x in (i, j, k))
+    if N < 2:
+        raise _Fallback("a single output column (matrix-vector product)")
     batch_size = _prod_extents(sch, batch)
     mr, n_vec, vl = _gemm_tiles(M, N, p.lanes(_dtype_bits(sch, blk)))
     nr = n_vec * vl
@@ -183,7 +189,7 @@ def _tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, pack_weight: bool) -> Non
     sch.reverse_compute_at(acc, jo)
     _epilogue_into(sch, acc)
     outer = sch.fuse(*batch, io, jo)
-    if M * N * batch_size >= PARALLEL_MIN_ELEMENTS // 4:
+    if M * N * K * batch_size >= PARALLEL_MIN_ELEMENTS * 64:  # enough multiply-adds to share out
         sch.parallel(outer)
     sch.unroll(ki)
     sch.unroll(ii)
@@ -239,23 +245,47 @@ def schedule_cpu(func, p: CpuParams):
     sch = s_tir.Schedule(func)
     auto_inline(sch)
     anchors = [(sch.get(b).name_hint, rule_of(sch, b)) for b in blocks(sch) if rule_of(sch, b) in ANCHOR_RULES]
+    done: set[str] = set()  # blocks an anchor rule placed (its init, accumulator write-back, epilogue)
     for name, rule in anchors:
         saved = sch.copy()
         try:
             ANCHOR_RULES[rule](sch, sch.get_sblock(name), p)
             notes.append(f"{rule}: blocked")
+            done.update(_blocks_nested_with(sch, name))
         except Exception as e:  # noqa: BLE001 - fall back to the generic schedule, say why
             sch = saved
-            notes.append(f"{rule}: generic ({e.__class__.__name__}: {str(e).splitlines()[0][:120]})")
+            notes.append(f"{rule}: generic ({e.__class__.__name__}: {_first_line(e)})")
     for blk in blocks(sch):
-        if _is_scheduled(sch, blk):
+        name = sch.get(blk).name_hint
+        if name in done or _is_scheduled(sch, blk):
             continue
-        if is_reduction(sch, blk):
-            schedule_reduction(sch, blk, p)
-        else:
-            schedule_spatial(sch, blk, p)
+        try:
+            if is_reduction(sch, blk):
+                schedule_reduction(sch, blk, p)
+            else:
+                schedule_spatial(sch, blk, p)
+        except Exception as e:  # noqa: BLE001 - keep the kernel correct (serial), and say so
+            notes.append(f"{name}: unscheduled ({e.__class__.__name__}: {_first_line(e)})")
     strip_annotations(sch)
     return sch.mod["main"], notes
+
+
+def _blocks_nested_with(sch: s_tir.Schedule, anchor: str) -> set[str]:
+    """Names of the blocks sharing the anchor's outermost loop (its init, update, write-back)."""
+    out: set[str] = set()
+    for blk in blocks(sch):
+        name = sch.get(blk).name_hint
+        if name == anchor or name.startswith(anchor + "_"):
+            loops = sch.get_loops(blk)
+            if loops:
+                out.update(sch.get(b).name_hint for b in sch.get_child_blocks(loops[0]))
+            out.add(name)
+    return out
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip() and "ScheduleError" not in ln]
+    return (lines[0] if lines else type(e).__name__)[:160]
 
 
 def _is_scheduled(sch: s_tir.Schedule, blk) -> bool:
