@@ -16,6 +16,32 @@ def x86():
     return resolve("x86")
 
 
+_IN_ROUNDTRIP = False
+
+
+@pytest.fixture(autouse=True)
+def every_built_graph_roundtrips(monkeypatch):
+    """Every graph a test builds (trace, importers, passes, rewrites) verifies and round-trips
+    print -> parse -> print exactly."""
+    from graphc.ir import GraphBuilder
+
+    original = GraphBuilder.build
+
+    def build_and_check(self, *args, **kwargs):
+        global _IN_ROUNDTRIP
+        graph = original(self, *args, **kwargs)
+        if not _IN_ROUNDTRIP:
+            _IN_ROUNDTRIP = True
+            try:
+                assert_roundtrip(graph)
+            finally:
+                _IN_ROUNDTRIP = False
+        return graph
+
+    monkeypatch.setattr(GraphBuilder, "build", build_and_check)
+    yield
+
+
 def assert_roundtrip(graph):
     """print -> parse -> print is exact, the parsed graph verifies and is structurally equal."""
     text = print_graph(graph)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from . import elementwise  # noqa: F401  (registers ops)
 from .registry import ANCHOR, ELEMWISE, INJECTIVE, OPAQUE, REDUCE, REGISTRY, OpDef, Sample, defop, get_op  # noqa: F401
 
-_FAMILIES = ("reduce", "shape", "linalg", "nn", "attention")
+_FAMILIES = ("reduce", "shape", "linalg", "conv", "pool", "nn", "attention")
 for _family in _FAMILIES:
     try:
         __import__(f"{__name__}.{_family}")

@@ -18,9 +18,8 @@ from ..ir import TensorType, check_infer
 from ._grad import scalar, unbroadcast
 from ._lazy import ops as O
 from ._lazy import te, tir
-from .elementwise import _bidx  # index a broadcast operand
-from .linalg import _batch_index  # index a matmul operand's batch dims
 from .registry import ANCHOR, Sample, broadcast_shapes, defop, rand
+from .te_util import broadcast_index, read_broadcast, te_shape
 
 # ---------------------------------------------------------------------------------------
 # inference and reference
@@ -79,14 +78,11 @@ def _sdpa_ref(q, k, v, *mask, scale, causal):
 # ---------------------------------------------------------------------------------------
 
 
-def _shape(t) -> tuple[int, ...]:
-    return tuple(int(d) for d in t.shape)
-
 
 def _sdpa_lower(q, k, v, *mask, scale, causal):
     dtype = str(q.dtype)
-    d, dv = _shape(q)[-1], _shape(v)[-1]
-    full = _scores_shape(_shape(q), _shape(k), _shape(v), _shape(mask[0]) if mask else None)
+    d, dv = te_shape(q)[-1], te_shape(v)[-1]
+    full = _scores_shape(te_shape(q), te_shape(k), te_shape(v), te_shape(mask[0]) if mask else None)
     batch, rows = full[:-2], full[:-1]
 
     def c(val):
@@ -97,7 +93,7 @@ def _sdpa_lower(q, k, v, *mask, scale, causal):
     rd = te.reduce_axis((0, d), name="rd")
     scores = te.compute(
         full,
-        lambda *i: te.sum(q[(*_batch_index(q, i[:-2]), i[-2], rd)] * k[(*_batch_index(k, i[:-2]), i[-1], rd)], axis=rd),
+        lambda *i: te.sum(q[(*broadcast_index(te_shape(q)[:-2], i[:-2]), i[-2], rd)] * k[(*broadcast_index(te_shape(k)[:-2], i[:-2]), i[-1], rd)], axis=rd),
         name="scores",
     )
 
@@ -107,9 +103,9 @@ def _sdpa_lower(q, k, v, *mask, scale, causal):
         if causal:
             allowed.append(i[-1] <= i[-2])
         if mask and mask[0].dtype == "bool":
-            allowed.append(_bidx(mask[0], i))
+            allowed.append(read_broadcast(mask[0], i))
         elif mask:
-            s = s + _bidx(mask[0], i)
+            s = s + read_broadcast(mask[0], i)
         return tir.Select(tir.all(*allowed), s, neg_inf) if allowed else s
 
     logits = te.compute(full, logit, name="logits")
@@ -129,7 +125,7 @@ def _sdpa_lower(q, k, v, *mask, scale, causal):
     rk = te.reduce_axis((0, full[-1]), name="rk")
     return te.compute(
         (*batch, full[-2], dv),
-        lambda *i: te.sum(probs[(*i[:-1], rk)] * v[(*_batch_index(v, i[:-2]), rk, i[-1])], axis=rk),
+        lambda *i: te.sum(probs[(*i[:-1], rk)] * v[(*broadcast_index(te_shape(v)[:-2], i[:-2]), rk, i[-1])], axis=rk),
         name="attention",
     )
 

@@ -8,9 +8,10 @@ import numpy as np
 from .. import dtypes
 from ..ir import TensorType, check_infer
 from ._grad import scalar, unbroadcast
-from ._lazy import ops as O
 from ._lazy import expr_dtype, te, tir, topi
+from ._lazy import ops as O
 from .registry import ELEMWISE, Sample, broadcast_shapes, defop, rand
+from .te_util import read_broadcast
 
 # ---------------------------------------------------------------------------------------
 # inference helpers
@@ -317,7 +318,7 @@ def _te_div(a, b):
 
 def _broadcast_binary(a, b, f):
     shape = broadcast_shapes(tuple(int(d) for d in a.shape), tuple(int(d) for d in b.shape))
-    return te.compute(shape, lambda *i: f(_bidx(a, i), _bidx(b, i)), name="binary")
+    return te.compute(shape, lambda *i: f(read_broadcast(a, i), read_broadcast(b, i)), name="binary")
 
 
 def _nan_or(x, cond):
@@ -326,11 +327,6 @@ def _nan_or(x, cond):
         return tir.Or(tir.isnan(x), cond)  # (x != x would be folded away by TVM's simplifier)
     return cond
 
-
-def _bidx(t, idx):
-    """Index a broadcast operand with the output's indices (numpy rules)."""
-    lead = len(idx) - len(t.shape)
-    return t[tuple(0 if int(d) == 1 else idx[lead + k] for k, d in enumerate(t.shape))]
 
 
 add = defop(

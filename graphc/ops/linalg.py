@@ -13,6 +13,7 @@ from ..ir import TensorType, check_infer
 from ._grad import unbroadcast
 from ._lazy import te, topi
 from .registry import ANCHOR, Sample, broadcast_shapes, defop, rand
+from .te_util import broadcast_index, te_shape
 
 # ---------------------------------------------------------------------------------------
 # matmul
@@ -35,9 +36,6 @@ def _matmul_shapes(a_shape, b_shape):
     return (*batch, *rows, *cols), (*batch, a2[-2], b2[-1])
 
 
-def _dims(t) -> tuple[int, ...]:
-    return tuple(int(d) for d in t.shape)
-
 
 def _reshaped(t, shape):
     """Tensor proxy reshaped to `shape` (no node when it already has it)."""
@@ -45,7 +43,7 @@ def _reshaped(t, shape):
 
 
 def _te_reshaped(t, shape):
-    return t if _dims(t) == tuple(shape) else topi.reshape(t, tuple(shape))
+    return t if te_shape(t) == tuple(shape) else topi.reshape(t, tuple(shape))
 
 
 def _matmul_infer(a: TensorType, b: TensorType):
@@ -71,31 +69,25 @@ def _matmul_ref(a, b):
     return np.asarray(np.matmul(_to_accurate(a), _to_accurate(b))).astype(a.dtype)
 
 
-def _batch_index(t, batch_idx):
-    """Index into t's batch dims (all but the last two) for an output batch index (broadcasting)."""
-    dims = _dims(t)[:-2]
-    lead = len(batch_idx) - len(dims)
-    return tuple(0 if d == 1 else batch_idx[lead + n] for n, d in enumerate(dims))
-
 
 def _matmul_nd(a, b):
     """[*ba, M, K] @ [*bb, K, N] -> [*batch, M, N]: the compute the x86 matmul rule schedules."""
-    *_, m, kdim = _dims(a)
-    n = _dims(b)[-1]
-    batch = broadcast_shapes(_dims(a)[:-2], _dims(b)[:-2])
+    *_, m, kdim = te_shape(a)
+    n = te_shape(b)[-1]
+    batch = broadcast_shapes(te_shape(a)[:-2], te_shape(b)[:-2])
     k = te.reduce_axis((0, kdim), name="k")
 
     def element(*idx):
         *bi, i, j = idx
-        return te.sum(a[(*_batch_index(a, bi), i, k)] * b[(*_batch_index(b, bi), k, j)], axis=k)
+        return te.sum(a[(*broadcast_index(te_shape(a)[:-2], bi), i, k)] * b[(*broadcast_index(te_shape(b)[:-2], bi), k, j)], axis=k)
 
     return te.compute((*batch, m, n), element, name="matmul", attrs={"graphc_rule": "matmul"})
 
 
 def _matmul_te(a, b):
     """1-d operands go through reshapes to 2-d, so the annotated compute is always the n-d one."""
-    a2, b2 = _promoted(_dims(a), _dims(b))
-    out_shape, _ = _matmul_shapes(_dims(a), _dims(b))
+    a2, b2 = _promoted(te_shape(a), te_shape(b))
+    out_shape, _ = _matmul_shapes(te_shape(a), te_shape(b))
     return _te_reshaped(_matmul_nd(_te_reshaped(a, a2), _te_reshaped(b, b2)), out_shape)
 
 
@@ -148,8 +140,8 @@ def _linear_infer(x: TensorType, w: TensorType):
 
 
 def _linear_te(x, w):
-    *lead, kdim = _dims(x)
-    n = _dims(w)[0]
+    *lead, kdim = te_shape(x)
+    n = te_shape(w)[0]
     k = te.reduce_axis((0, kdim), name="k")
 
     def element(*idx):

@@ -6,9 +6,10 @@ import numpy as np
 from .. import dtypes
 from ..ir import TensorType, check_infer
 from ._grad import unbroadcast
-from ._lazy import ops as O
 from ._lazy import expr_dtype, te, tir
+from ._lazy import ops as O
 from .registry import REDUCE, Sample, defop, norm_axes, norm_axis, prod, rand
+from .te_util import te_shape
 
 # ---------------------------------------------------------------------------------------
 # shared helpers
@@ -33,9 +34,6 @@ def _drop(index, axes: tuple[int, ...]) -> tuple:
     """The index of a keepdims=False reduction result, from a full-rank index."""
     return tuple(v for d, v in enumerate(index) if d not in axes)
 
-
-def _shape(t) -> tuple[int, ...]:
-    return tuple(int(d) for d in t.shape)
 
 
 def _c(v, like):
@@ -122,7 +120,7 @@ def _lower_reduction(reducer, name: str):
     """TE lowering of an axis reduction; `reducer()` makes the combiner (lazily: TVM loads on first use)."""
 
     def lower(x, axes, keepdims):
-        shape = _shape(x)
+        shape = te_shape(x)
         return _te_reduce(shape, norm_axes(axes, len(shape)), keepdims, lambda i: x[i], reducer(), name)
 
     return lower
@@ -136,7 +134,7 @@ def _count(shape, axes) -> int:
 
 
 def _mean_te(x, axes, keepdims):
-    shape = _shape(x)
+    shape = te_shape(x)
     s = _sum_te(x, axes, keepdims)
     n = _count(shape, norm_axes(axes, len(shape)))
     return te.compute(s.shape, lambda *i: s[i] / _c(n, s[i]), name="mean")
@@ -253,11 +251,11 @@ def _sum_sq_dev_te(x, axes: tuple[int, ...], keepdims: bool):
         d = x[i] - mu[_drop(i, axes)]
         return d * d
 
-    return mu, _te_reduce(_shape(x), axes, keepdims, sq_dev, te.sum, "sum_sq_dev")
+    return mu, _te_reduce(te_shape(x), axes, keepdims, sq_dev, te.sum, "sum_sq_dev")
 
 
 def _var_te(x, axes, keepdims, correction):
-    shape = _shape(x)
+    shape = te_shape(x)
     axes = norm_axes(axes, len(shape))
     _, ssd = _sum_sq_dev_te(x, axes, keepdims)
     dof = _count(shape, axes) - correction
@@ -316,7 +314,7 @@ def _log_softmax_ref(x, axis):
 
 def _softmax_stages(x, axis):
     """(shape, axes, max over axis, sum of exp(x - max) over axis) as TE stages."""
-    shape = _shape(x)
+    shape = te_shape(x)
     axes = (norm_axis(axis, len(shape)),)
     m = _te_reduce(shape, axes, False, lambda i: x[i], _extremum(True), "max")
     s = _te_reduce(shape, axes, False, lambda i: tir.exp(x[i] - m[_drop(i, axes)]), te.sum, "sum_exp")
@@ -390,7 +388,7 @@ def _layer_norm_ref(x, weight, bias, axis, eps):
 
 
 def _layer_norm_te(x, weight, bias, axis, eps):
-    shape = _shape(x)
+    shape = te_shape(x)
     a = norm_axis(axis, len(shape))
     axes = tuple(range(a, len(shape)))
     mu, ssd = _sum_sq_dev_te(x, axes, False)  # both indexed by the leading dims i[:a]

@@ -17,9 +17,10 @@ import numpy as np
 from .. import dtypes
 from ..ir import TensorType, check_infer
 from ._grad import unbroadcast, zeros_like
-from ._lazy import ops as O
 from ._lazy import expr_dtype, te, tir
+from ._lazy import ops as O
 from .registry import INJECTIVE, OPAQUE, REQUIRED, Sample, broadcast_shapes, defop, norm_axis, prod, rand
+from .te_util import te_shape
 
 # an ONNX slice end meaning "through the first element" for negative steps
 _BEFORE_START = -(2**62)
@@ -162,10 +163,6 @@ def _check_indices(indices: TensorType) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _shape(t) -> tuple[int, ...]:
-    """Static shape of a TE tensor as Python ints."""
-    return tuple(int(d) for d in t.shape)
-
 
 def _remap(x, shape, index, name: str):
     """out[i] = x[index(i)]: the lowering of every op that only moves elements."""
@@ -174,7 +171,7 @@ def _remap(x, shape, index, name: str):
 
 def _te_reshape(x, shape, name: str = "reshape"):
     """Row-major reshape: flatten the output index, unflatten it in the input's shape."""
-    in_shape = _shape(x)
+    in_shape = te_shape(x)
 
     def index(i):
         flat = tir.const(0, "int32")
@@ -256,7 +253,7 @@ flatten = defop(
     "flatten",
     infer=_flatten_infer,
     ref=lambda x, start_dim, end_dim: x.reshape(_flatten_shape(x.shape, start_dim, end_dim)),
-    lower=lambda x, start_dim, end_dim: _te_reshape(x, _flatten_shape(_shape(x), start_dim, end_dim), "flatten"),
+    lower=lambda x, start_dim, end_dim: _te_reshape(x, _flatten_shape(te_shape(x), start_dim, end_dim), "flatten"),
     grad=_reshape_back,
     fusion=INJECTIVE,
     attrs={"start_dim": 0, "end_dim": -1},
@@ -270,7 +267,7 @@ flatten = defop(
 
 
 def _squeeze_lower(x, axes):
-    shape = _shape(x)
+    shape = te_shape(x)
     axes = _squeeze_axes(shape, axes)
 
     def index(i):
@@ -298,7 +295,7 @@ squeeze = defop(
 
 
 def _unsqueeze_lower(x, axes):
-    shape = _shape(x)
+    shape = te_shape(x)
     new = _unsqueeze_axes(shape, axes)
     return _remap(x, _unsqueeze_shape(shape, axes), lambda i: tuple(v for k, v in enumerate(i) if k not in new), "unsqueeze")
 
@@ -337,7 +334,7 @@ def _transpose_lower(x, perm):
             src[p] = i[k]
         return src
 
-    return _remap(x, tuple(_shape(x)[p] for p in perm), index, "transpose")
+    return _remap(x, tuple(te_shape(x)[p] for p in perm), index, "transpose")
 
 
 def _transpose_grad(g, x, out, perm):
@@ -370,7 +367,7 @@ def _broadcast_to_infer(x: TensorType, shape):
 
 
 def _broadcast_to_lower(x, shape):
-    in_shape = _shape(x)
+    in_shape = te_shape(x)
     lead = len(shape) - len(in_shape)
     return _remap(x, shape, lambda i: tuple(0 if d == 1 else i[lead + k] for k, d in enumerate(in_shape)), "broadcast_to")
 
@@ -402,7 +399,7 @@ def _tile_infer(x: TensorType, repeats):
 
 
 def _tile_lower(x, repeats):
-    shape = _shape(x)
+    shape = te_shape(x)
     out_shape = tuple(d * r for d, r in zip(shape, repeats))
     return _remap(x, out_shape, lambda i: tuple(v if r == 1 else tir.floormod(v, d) for v, d, r in zip(i, shape, repeats)), "tile")
 
@@ -451,7 +448,7 @@ def _concat_infer(*xs: TensorType, axis):
 
 def _concat_lower(*xs, axis):
     a = norm_axis(axis, len(xs[0].shape))
-    sizes = [_shape(x)[a] for x in xs]
+    sizes = [te_shape(x)[a] for x in xs]
     offsets = [sum(sizes[:k]) for k in range(len(xs))]
 
     def value(*i):
@@ -461,7 +458,7 @@ def _concat_lower(*xs, axis):
             expr = tir.if_then_else(i[a] < off + size, x[_shifted(i, a, -off)], expr)
         return expr
 
-    out_shape = _shifted(_shape(xs[0]), a, sum(sizes[1:]))
+    out_shape = _shifted(te_shape(xs[0]), a, sum(sizes[1:]))
     return te.compute(out_shape, value, name="concat")
 
 
@@ -504,7 +501,7 @@ def _split_ref(x, axis, sections):
 
 
 def _split_lower(x, axis, sections):
-    shape = _shape(x)
+    shape = te_shape(x)
     a = norm_axis(axis, len(shape))
     return [
         _remap(x, _shifted(shape, a, s - shape[a]), lambda i, off=off: _shifted(i, a, off), "split")
@@ -559,7 +556,7 @@ def _slice_ref(x, starts, ends, axes, steps):
 
 
 def _slice_lower(x, starts, ends, axes, steps):
-    params = _slice_params(_shape(x), starts, ends, axes, steps)
+    params = _slice_params(te_shape(x), starts, ends, axes, steps)
     return _remap(x, [n for _, _, n in params], lambda i: [s + st * v for v, (s, st, _) in zip(i, params)], "slice")
 
 
@@ -684,7 +681,7 @@ def _reflect(c, m: int):
 
 
 def _pad_lower(x, pads, mode, value):
-    shape = _shape(x)
+    shape = te_shape(x)
     params = _pad_params(shape, pads, mode)
     out_shape = _padded_shape(params)
     if mode == "constant":
@@ -802,10 +799,10 @@ def _gather_ref(data, indices, axis):
 
 
 def _gather_lower(data, indices, axis):
-    shape = _shape(data)
+    shape = te_shape(data)
     a = norm_axis(axis, len(shape))
     r = len(indices.shape)
-    out_shape = _gather_shape(shape, a, _shape(indices))
+    out_shape = _gather_shape(shape, a, te_shape(indices))
     return _remap(data, out_shape, lambda i: i[:a] + (_wrap_index(indices[i[a : a + r]], shape[a]),) + i[a + r :], "gather")
 
 
@@ -865,7 +862,7 @@ def _gather_grad_lower(g, indices, axis, shape):
 
     if not indices.shape:
         return te.compute(tuple(shape), lambda *p: term(p, ()), name="gather_grad")
-    js = tuple(te.reduce_axis((0, d), name=f"j{k}") for k, d in enumerate(_shape(indices)))
+    js = tuple(te.reduce_axis((0, d), name=f"j{k}") for k, d in enumerate(te_shape(indices)))
     return te.compute(tuple(shape), lambda *p: te.sum(term(p, js), axis=list(js)), name="gather_grad")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tvm import tirx
 
 import graphc
 from graphc import ops
@@ -12,7 +13,6 @@ from graphc.examples import seeds
 from graphc.ir import GraphBuilder, TensorType
 from graphc.passes.pipeline import optimize
 from graphc.tensor import Tensor
-from tvm import tirx
 
 
 def _kernels(graph, target):

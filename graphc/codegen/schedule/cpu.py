@@ -21,10 +21,10 @@ from tvm import s_tir
 from .common import (
     auto_inline,
     blocks,
+    is_param,
     is_reduction,
     largest_divisor,
     loop_extents,
-    is_param,
     param_buffers,
     region_buffer,
     rule_of,
