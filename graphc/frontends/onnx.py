@@ -474,7 +474,7 @@ class Importer:
             self.env[t.name] = Tensor(b.const(tensor_to_array(t, f"{self.where}: initializer {t.name!r}", self.base_dir), name=t.name))
         for t in graph.sparse_initializer:
             name = t.values.name
-            self.env[name] = Tensor(b.const(_sparse_to_array(t, f"{self.where}: sparse initializer {name!r}", self.base_dir), name=name))
+            self.env[name] = Tensor(b.const(sparse_to_array(t, f"{self.where}: sparse initializer {name!r}", self.base_dir), name=name))
         for inp in graph.input:
             if inp.name in self.env and inp.name not in self.input_shapes:
                 continue  # classic exporters list initializers as inputs too: they stay constants
@@ -573,7 +573,7 @@ def _fmt_dims(dims) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-def _sparse_to_array(sparse, what: str, base_dir: str) -> np.ndarray:
+def sparse_to_array(sparse, what: str, base_dir: str) -> np.ndarray:
     values = tensor_to_array(sparse.values, what, base_dir)
     indices = tensor_to_array(sparse.indices, what, base_dir).astype(np.int64)
     shape = tuple(int(d) for d in sparse.dims)

@@ -1,0 +1,17 @@
+"""ONNX op converters, one module per family: one function per ONNX op type (default domain), registered with `converter`.
+
+Each converter gets a `NodeContext` (see graphc.frontends.onnx) and returns the node's
+output tensor(s); None for optional outputs it does not compute (the importer fails
+if one of those is used). Attributes that moved to inputs across opsets are read
+through `attr_or_input`. Inputs that must be known at import time (shapes, axes,
+pads...) are read with ``ctx.const``/``ctx.ints``, which fail naming the node and input.
+"""
+from __future__ import annotations
+
+import importlib
+
+# every module registers its converters on import; new families are added here
+MODULES = ("elementwise", "nn", "reduce", "tensor", "constants")
+
+for _name in MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
