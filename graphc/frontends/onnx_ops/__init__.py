@@ -9,9 +9,9 @@ pads...) are read with ``ctx.const``/``ctx.ints``, which fail naming the node an
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-# every module registers its converters on import; new families are added here
-MODULES = ("elementwise", "nn", "reduce", "tensor", "constants")
-
-for _name in MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
+# every public module registers its converters on import (adding a family is adding a file)
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")
