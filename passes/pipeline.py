@@ -19,24 +19,50 @@ from graphc.ir import Graph
 from graphc.printer import print_graph
 from graphc.verify import verify
 
+from .canonicalize import canonicalize
 from .cse import cse
 from .dce import dce
+from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
+from .fuse_attention import fuse_attention
+from .fuse_conv_pool import fuse_conv_pool
+from .fuse_gelu import fuse_gelu
+from .fuse_layer_norm import fuse_layer_norm
+from .fusion import fuse_groups
+from .rules import RewriteReport
 
-Pass = Callable[[Graph], Graph]
+# A pass is a pure Graph -> Graph function; rule-based passes also record what they
+# did and declined in the pipeline's RewriteReport.
+Pass = Callable[[Graph, RewriteReport], Graph]
+
+
+def _plain(fn: Callable[[Graph], Graph]) -> Pass:
+    return lambda graph, report: fn(graph)
+
 
 PASSES: dict[str, Pass] = {
-    "fold_constants": fold_constants,
-    "cse": cse,
-    "dce": dce,
+    "canonicalize": canonicalize,
+    "fold_constants": _plain(fold_constants),
+    "cse": _plain(cse),
+    "dce": _plain(dce),
+    "fold_batch_norm": fold_batch_norm,
+    "fuse_layer_norm": fuse_layer_norm,
+    "fuse_gelu": fuse_gelu,
+    "fuse_attention": fuse_attention,
+    "fuse_conv_pool": fuse_conv_pool,
+    "fuse_groups": _plain(fuse_groups),
 }
 
+_CLEANUP = ["canonicalize", "fold_constants", "cse", "dce"]
 LEVELS: dict[int, list[str]] = {
     0: [],
-    1: ["fold_constants", "dce"],
-    2: ["fold_constants", "cse", "dce"],
-    3: ["fold_constants", "cse", "dce"],
+    1: _CLEANUP,
+    # recognize composite ops first (their canonical forms), then fuse kernels
+    2: _CLEANUP
+    + ["fold_batch_norm", "fuse_layer_norm", "fuse_gelu", "canonicalize", "fuse_attention", "canonicalize"]
+    + ["fold_constants", "cse", "fuse_conv_pool", "fuse_groups", "dce"],
 }
+LEVELS[3] = LEVELS[2]
 
 
 class PassError(GraphcError):
@@ -45,9 +71,10 @@ class PassError(GraphcError):
 
 @dataclass
 class PipelineReport:
-    passes: list[str] = field(default_factory=list)
+    passes: list[str] = field(default_factory=list)  # "name" or "name#k" for the k-th run of a pass
     seconds: dict[str, float] = field(default_factory=dict)
     node_counts: dict[str, int] = field(default_factory=dict)
+    rewrites: RewriteReport = field(default_factory=RewriteReport)
 
     def table(self) -> str:
         rows = [f"{'pass':24} {'ms':>9} {'nodes':>7}"]
@@ -89,13 +116,15 @@ def run_pipeline(
             raise PassError(f"unknown pass {name!r}; known passes: {', '.join(sorted(PASSES))}")
         t0 = time.perf_counter()
         try:
-            new = PASSES[name](graph)
+            new = PASSES[name](graph, report.rewrites)
             verify(new)
         except VerifyError as e:
             raise PassError(f"pass {name!r} produced an invalid graph (after {', '.join(done) or 'no other passes'}): {e}") from e
-        report.seconds[name] = time.perf_counter() - t0
-        report.passes.append(name)
-        report.node_counts[name] = len(new.compute_nodes())
+        runs = sum(1 for p in done if p == name)
+        label = name if runs == 0 else f"{name}#{runs + 1}"
+        report.seconds[label] = time.perf_counter() - t0
+        report.passes.append(label)
+        report.node_counts[label] = len(new.compute_nodes())
         done.append(name)
         graph = new
         if name in print_after or "all" in print_after:

@@ -1,9 +1,10 @@
 """The one mechanism passes use to build a new graph from an old one.
 
 `map_nodes(graph, fn)` walks the graph in order, rebuilding it with a
-GraphBuilder; for each node `fn(builder, node, new_inputs)` returns replacement
-output values, or None to copy the node unchanged. Dead nodes are dropped at the
-end. Passes stay pure: the input graph is never modified.
+`RewriteBuilder`; for each node `fn(b, node, new_inputs)` returns replacement
+output values, or None to copy the node unchanged. `b.new(old_value)` maps any
+already-visited value of the old graph to the new one. Dead nodes are dropped at
+the end. Passes stay pure: the input graph is never modified.
 """
 from __future__ import annotations
 
@@ -11,16 +12,27 @@ from typing import Callable, Sequence
 
 from graphc.ir import Graph, GraphBuilder, Node, Value
 
-RewriteFn = Callable[[GraphBuilder, Node, list[Value]], "Sequence[Value] | None"]
+
+class RewriteBuilder(GraphBuilder):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.vmap: dict[Value, Value] = {}
+
+    def new(self, old: Value) -> Value:
+        """The new graph's value for a value of the old graph (visited already)."""
+        return self.vmap[old]
 
 
-def copy_node(b: GraphBuilder, node: Node, inputs: Sequence[Value]) -> list[Value]:
+RewriteFn = Callable[[RewriteBuilder, Node, list[Value]], "Sequence[Value] | None"]
+
+
+def copy_node(b: GraphBuilder, node: Node, inputs: Sequence[Value], body: Graph | None = None) -> list[Value]:
     new = Node(
         node.op,
         inputs,
         node.attrs,
         [o.type for o in node.outputs],
-        body=node.body,
+        body=body if body is not None else node.body,
         data=node.data,
         loc=node.loc,
         output_names=[o.name for o in node.outputs],
@@ -30,8 +42,8 @@ def copy_node(b: GraphBuilder, node: Node, inputs: Sequence[Value]) -> list[Valu
 
 
 def map_nodes(graph: Graph, fn: RewriteFn, *, prune: bool = True) -> Graph:
-    b = GraphBuilder(graph.name)
-    vmap: dict[Value, Value] = {}
+    b = RewriteBuilder(graph.name)
+    vmap = b.vmap
     for v in graph.inputs:
         vmap[v] = b.input(v.name, v.type)
     with b:
@@ -40,7 +52,7 @@ def map_nodes(graph: Graph, fn: RewriteFn, *, prune: bool = True) -> Graph:
             res = fn(b, node, ins)
             if res is None:
                 res = copy_node(b, node, ins)
-            res = list(res)
+            res = [res] if isinstance(res, Value) else list(res)
             if len(res) != len(node.outputs):
                 raise AssertionError(f"rewrite of {node.describe()} returned {len(res)} values for {len(node.outputs)} outputs")
             for old, new in zip(node.outputs, res):

@@ -16,9 +16,7 @@ from .. import dtypes
 from ..errors import CompileError
 from ..ir import Graph, Node, Value
 from ..ops.registry import get_op
-
-# An input constant with at most this many elements is baked into the kernel.
-INLINE_CONST_MAX = 1
+from .policy import INLINE_CONST_MAX
 
 
 @dataclass

@@ -21,7 +21,8 @@ from .. import dtypes
 from ..errors import CompileError
 from ..ir import Graph, Value
 from ..targets import Target
-from .lower import INLINE_CONST_MAX, lower_kernel
+from .kernels import template_kernel
+from .lower import INLINE_CONST_MAX, Kernel, lower_kernel
 from .schedule import schedule_kernel
 
 VIEW_OPS = ("reshape", "flatten", "squeeze", "unsqueeze")
@@ -91,9 +92,18 @@ def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
                     env[out] = bb.emit(relax.op.reshape(env[node.inputs[0]], list(out.shape)))
                     continue
                 ta = time.perf_counter()
-                kernel = lower_kernel(node, f"k{len(infos)}_{_ident(node)}")
-                tb = time.perf_counter()
-                func, notes = schedule_kernel(kernel, target)
+                name = f"k{len(infos)}_{_ident(node)}"
+                template = template_kernel(node, target)
+                if template is not None:
+                    func, note = template
+                    func = func.with_attr("global_symbol", name)
+                    kernel = Kernel(func, list(node.inputs), list(node.outputs), f"fused[{node.kind}]")
+                    notes = [note]
+                    tb = time.perf_counter()
+                else:
+                    kernel = lower_kernel(node, name)
+                    tb = time.perf_counter()
+                    func, notes = schedule_kernel(kernel, target)
                 t_lower += tb - ta
                 t_sched += time.perf_counter() - tb
                 key = (tvm_ffi.structural_hash(func.without_attr("global_symbol")),)

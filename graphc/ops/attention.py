@@ -3,7 +3,9 @@
 q[..., Sq, D], k[..., Sk, D], v[..., Sk, Dv] -> [..., Sq, Dv]; batch dims broadcast
 (numpy rules), and so does the optional mask against the scores [..., Sq, Sk]:
 a bool mask says where to attend (True = attend, like torch), a float mask is
-added to the scores. causal=True masks keys j > i (top-left aligned).
+added to the scores. causal=True masks keys j > i (top-left aligned). softcap > 0
+bounds the scaled scores to (-softcap, softcap) as ``softcap * tanh(s / softcap)``
+before masking (Gemma-2, ONNX Attention); 0 leaves them as they are.
 
 A query row with every key masked gives zeros (torch's "safe softmax"), not NaN.
 """
@@ -19,7 +21,7 @@ from ._grad import scalar, unbroadcast
 from ._lazy import ops as O
 from ._lazy import te, tir
 from .registry import ANCHOR, Sample, broadcast_shapes, defop, rand
-from .te_util import broadcast_index, read_broadcast, te_shape
+from .te_util import broadcast_index, fast_exp, read_broadcast, te_shape
 
 # ---------------------------------------------------------------------------------------
 # inference and reference
@@ -36,7 +38,7 @@ def _scores_shape(q, k, v, mask=None) -> tuple[int, ...]:
     return broadcast_shapes(full, mask) if mask is not None else full
 
 
-def _sdpa_infer(q: TensorType, k: TensorType, v: TensorType, *mask: TensorType, scale, causal):
+def _sdpa_infer(q: TensorType, k: TensorType, v: TensorType, *mask: TensorType, scale, causal, softcap):
     check_infer(len(mask) <= 1, f"takes q, k, v and an optional mask, got {3 + len(mask)} inputs")
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_infer(t.rank >= 2, f"{name} must be [..., S, D] (rank >= 2), got {list(t.shape)}")
@@ -48,6 +50,7 @@ def _sdpa_infer(q: TensorType, k: TensorType, v: TensorType, *mask: TensorType, 
     check_infer(k.shape[-2] == v.shape[-2], f"k has {k.shape[-2]} keys but v has {v.shape[-2]} values")
     check_infer(scale is None or isinstance(scale, (int, float)), f"scale must be a number or None, got {scale!r}")
     check_infer(isinstance(causal, bool), f"causal must be a bool, got {causal!r}")
+    check_infer(isinstance(softcap, (int, float)) and softcap >= 0, f"softcap must be a number >= 0, got {softcap!r}")
     scores = _scores_shape(q.shape, k.shape, v.shape)
     if mask:
         m = mask[0]
@@ -60,8 +63,10 @@ def _sdpa_infer(q: TensorType, k: TensorType, v: TensorType, *mask: TensorType, 
     return TensorType(q.dtype, (*scores[:-1], v.shape[-1]))
 
 
-def _sdpa_ref(q, k, v, *mask, scale, causal):
+def _sdpa_ref(q, k, v, *mask, scale, causal, softcap):
     s = np.matmul(q.astype(np.float64), np.swapaxes(k.astype(np.float64), -1, -2)) * _scale(scale, q.shape[-1])
+    if softcap:
+        s = softcap * np.tanh(s / softcap)
     if causal:
         s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
     if mask:
@@ -79,7 +84,7 @@ def _sdpa_ref(q, k, v, *mask, scale, causal):
 
 
 
-def _sdpa_lower(q, k, v, *mask, scale, causal):
+def _sdpa_lower(q, k, v, *mask, scale, causal, softcap):
     dtype = str(q.dtype)
     d, dv = te_shape(q)[-1], te_shape(v)[-1]
     full = _scores_shape(te_shape(q), te_shape(k), te_shape(v), te_shape(mask[0]) if mask else None)
@@ -97,8 +102,10 @@ def _sdpa_lower(q, k, v, *mask, scale, causal):
         name="scores",
     )
 
-    def logit(*i):  # scaled score with the masks applied (masked: -inf)
+    def logit(*i):  # scaled (and capped) score with the masks applied (masked: -inf)
         s = scores[i] * c(_scale(scale, d))
+        if softcap:
+            s = c(softcap) * tir.tanh(s / c(softcap))
         allowed = []
         if causal:
             allowed.append(i[-1] <= i[-2])
@@ -114,11 +121,11 @@ def _sdpa_lower(q, k, v, *mask, scale, causal):
     # fully masked rows (max -inf) subtract 0 instead, so every exp is 0 and the row sum too
     shift = te.compute(rows, lambda *r: tir.Select(row_max[r] == neg_inf, c(0.0), row_max[r]), name="shift")
     rj2 = te.reduce_axis((0, full[-1]), name="rj")
-    row_sum = te.compute(rows, lambda *r: te.sum(tir.exp(logits[(*r, rj2)] - shift[r]), axis=rj2), name="row_sum")
+    row_sum = te.compute(rows, lambda *r: te.sum(fast_exp(logits[(*r, rj2)] - shift[r]), axis=rj2), name="row_sum")
 
     def prob(*i):
         r = i[:-1]
-        return tir.Select(row_sum[r] > c(0.0), tir.exp(logits[i] - shift[r]) / row_sum[r], c(0.0))
+        return tir.Select(row_sum[r] > c(0.0), fast_exp(logits[i] - shift[r]) / row_sum[r], c(0.0))
 
     # kept (not inlined into the next reduction): one exp per score instead of one per score and Dv
     probs = te.compute(full, prob, name="probs", attrs={"graphc_keep": 1})
@@ -141,9 +148,13 @@ def _swap_last(t):
     return O.transpose(t, perm=tuple(perm))
 
 
-def _sdpa_grad(g, q, k, v, *mask, out, scale, causal):
+def _sdpa_grad(g, q, k, v, *mask, out, scale, causal, softcap):
     sc = _scale(scale, q.shape[-1])
     s = O.matmul(q, _swap_last(k)) * sc
+    if softcap:
+        capped = O.tanh(s * (1.0 / softcap))
+        s = capped * softcap
+        sc = (1.0 - capped * capped) * sc  # d(capped score) / d(q . k)
     neg_inf = scalar(float("-inf"), s.dtype)
     if causal:
         s = O.where(np.tril(np.ones(s.shape[-2:], bool)), s, neg_inf)
@@ -156,7 +167,7 @@ def _sdpa_grad(g, q, k, v, *mask, out, scale, causal):
         p = O.softmax(s, axis=-1)
     dv = O.matmul(_swap_last(p), g)
     dp = O.matmul(g, _swap_last(v))
-    ds = p * (dp - O.sum(dp * p, axes=(-1,), keepdims=True)) * sc  # softmax backward, times the scale
+    ds = p * (dp - O.sum(dp * p, axes=(-1,), keepdims=True)) * sc  # softmax backward, times d(score) / d(q . k)
     dq = O.matmul(ds, k)
     dk = O.matmul(_swap_last(ds), q)
     grads = (unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape))
@@ -188,6 +199,7 @@ def _sdpa_samples(rng):
         Sample((*qkv((2, 3), 4, (2, 3), 6, 4, 4), float_mask), {"scale": 0.5}, note="float mask with -inf, scale"),
         Sample((rand(rng, 2, 3, 4, 8), rand(rng, 1, 3, 5, 8), rand(rng, 3, 5, 8)), note="batch broadcast"),
         Sample((*qkv((2, 1), 5, (2,), 5, 4, 4), causal_mask), {"causal": True}, note="causal and key mask, mask broadcasts batch"),
+        Sample((*qkv((2,), 4, (2,), 6, 8, 4), float_mask[0]), {"softcap": 0.5}, note="softcap, float mask with -inf"),
     ]
 
 
@@ -198,7 +210,7 @@ scaled_dot_product_attention = defop(
     lower=_sdpa_lower,
     grad=_sdpa_grad,
     fusion=ANCHOR,
-    attrs={"scale": None, "causal": False},
+    attrs={"scale": None, "causal": False, "softcap": 0.0},
     samples=_sdpa_samples,
-    doc="softmax(q @ k^T * scale [+ mask]) @ v; scale None = 1/sqrt(D); optional bool or additive float mask; causal.",
+    doc="softmax(cap(q @ k^T * scale) [+ mask]) @ v; scale None = 1/sqrt(D); optional bool or additive float mask; causal; softcap.",
 )

@@ -11,7 +11,7 @@ from ._grad import scalar, unbroadcast
 from ._lazy import expr_dtype, te, tir, topi
 from ._lazy import ops as O
 from .registry import ELEMWISE, Sample, broadcast_shapes, defop, rand
-from .te_util import read_broadcast
+from .te_util import fast_exp, read_broadcast
 
 # ---------------------------------------------------------------------------------------
 # inference helpers
@@ -192,7 +192,7 @@ sigmoid = defop(
     "sigmoid",
     infer=_float_unary,
     ref=_np_sigmoid,
-    lower=lambda x: topi.sigmoid(x),
+    lower=_elementwise(lambda v: _c(1.0, v) / (_c(1.0, v) + fast_exp(-v))),
     grad=lambda g, x, out: (g * out * (1.0 - out),),
     fusion=ELEMWISE,
     samples=_unary_samples(-8, 8),
@@ -202,7 +202,7 @@ silu = defop(
     "silu",
     infer=_float_unary,
     ref=lambda x: (x.astype(np.float64) * _np_sigmoid(x).astype(np.float64)).astype(x.dtype),
-    lower=_elementwise(lambda v: v * tir.sigmoid(v)),
+    lower=_elementwise(lambda v: v / (_c(1.0, v) + fast_exp(-v))),
     grad=lambda g, x, out: (g * (O.sigmoid(x) * (x * (1.0 - O.sigmoid(x)) + 1.0)),),
     fusion=ELEMWISE,
     samples=_unary_samples(-8, 8),
@@ -222,7 +222,7 @@ exp = defop(
     "exp",
     infer=_float_unary,
     ref=np.exp,
-    lower=lambda x: topi.exp(x),
+    lower=_elementwise(fast_exp),
     grad=lambda g, x, out: (g * out,),
     fusion=ELEMWISE,
     samples=_unary_samples(-5, 5),

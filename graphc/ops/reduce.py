@@ -9,7 +9,7 @@ from ._grad import unbroadcast
 from ._lazy import expr_dtype, te, tir
 from ._lazy import ops as O
 from .registry import REDUCE, Sample, defop, norm_axes, norm_axis, prod, rand
-from .te_util import te_shape
+from .te_util import fast_exp, te_shape
 
 # ---------------------------------------------------------------------------------------
 # shared helpers
@@ -317,13 +317,13 @@ def _softmax_stages(x, axis):
     shape = te_shape(x)
     axes = (norm_axis(axis, len(shape)),)
     m = _te_reduce(shape, axes, False, lambda i: x[i], _extremum(True), "max")
-    s = _te_reduce(shape, axes, False, lambda i: tir.exp(x[i] - m[_drop(i, axes)]), te.sum, "sum_exp")
+    s = _te_reduce(shape, axes, False, lambda i: fast_exp(x[i] - m[_drop(i, axes)]), te.sum, "sum_exp")
     return shape, axes, m, s
 
 
 def _softmax_te(x, axis):
     shape, axes, m, s = _softmax_stages(x, axis)
-    return te.compute(shape, lambda *i: tir.exp(x[i] - m[_drop(i, axes)]) / s[_drop(i, axes)], name="softmax")
+    return te.compute(shape, lambda *i: fast_exp(x[i] - m[_drop(i, axes)]) / s[_drop(i, axes)], name="softmax")
 
 
 def _log_softmax_te(x, axis):

@@ -126,7 +126,7 @@ def test_pipeline_reports_times_and_verifies(capsys):
 
 
 def test_pipeline_names_the_pass_that_breaks_numerics(monkeypatch):
-    def bad_pass(g):
+    def bad_pass(g, report=None):
         from graphc.passes.rewrite import map_nodes
 
         def visit(b, node, ins):
@@ -143,7 +143,7 @@ def test_pipeline_names_the_pass_that_breaks_numerics(monkeypatch):
 
 
 def test_pipeline_names_the_pass_that_breaks_the_graph(monkeypatch):
-    def breaking(g):
+    def breaking(g, report=None):
         c = g.clone()
         c.nodes.reverse()
         return c

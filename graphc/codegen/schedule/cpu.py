@@ -116,40 +116,119 @@ def _epilogue_into(sch: s_tir.Schedule, writeback) -> None:
             pass
 
 
-def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
-    """Direct NCHW convolution: out-channel vectors x an output-row tile held in registers.
-
-    Weights are repacked to [O/vl, C, KH, KW, vl] so each (c, kh, kw) step is one
-    vector load and `tile` broadcast-FMAs; padding is materialized once per call.
-    """
-    n, o, h, w, rc, rh, rw = sch.get_loops(blk)
-    O, OW = (int(sch.get(x).extent) for x in (o, w))
+def _conv_tiles(sch: s_tir.Schedule, blk, p: CpuParams) -> tuple[int, int]:
+    """(vector lanes over output channels, output-column tile) of the conv micro-kernel."""
+    loops = sch.get_loops(blk)
+    O, OW = int(sch.get(loops[-6]).extent), int(sch.get(loops[-4]).extent)
     vl = largest_divisor(O, _lane_candidates(p.lanes(_dtype_bits(sch, blk))))
     if vl < 4:
         raise _Fallback("out channels not a multiple of 4")
     # The accumulator tile (tile x vl floats) must stay within what LLVM promotes to registers:
     # measured here, 7 x 16 runs at ~140 GFLOP/s while 8 x 16 spills to memory and runs at 4.
     max_tile = max(ACC_TILE_FLOATS // vl, 1)
-    tile = largest_divisor(OW, [t for t in range(max_tile, 1, -1)])
-    # padding and weight packing: own parallel loop nests, before the main one
+    return vl, largest_divisor(OW, list(range(max_tile, 1, -1)))
+
+
+def _conv_inputs(sch: s_tir.Schedule, blk, p: CpuParams, vl: int) -> None:
+    """Padding and weight packing ([O, C, KH, KW] -> [O/vl, C, KH, KW, vl], one vector load per
+    tap): their own parallel loop nests, run once per call before the main one."""
     for prod in sch.get_producers(blk):
         schedule_spatial(sch, prod, p)
-    weight_index = _param_read_index(sch, blk, rank=4)
-    wcache = sch.cache_read(blk, weight_index, "global")
+    wcache = sch.cache_read(blk, _param_read_index(sch, blk, rank=4), "global")
     sch.transform_layout(wcache, ("write", 0), lambda oo, c, kh, kw: (oo // vl, c, kh, kw, oo % vl))
     schedule_spatial(sch, wcache, p)
 
-    ob, oi = sch.split(o, [None, vl])
+
+def _conv_microkernel(sch: s_tir.Schedule, blk, o, w, reduce_loops, vl: int, tile: int):
+    """Register-block the loops (o: out channels, w: out columns) of a conv block under its
+    current outer loops: a (tile x vl) accumulator, the reduction over (c, kh, kw) outside it.
+    Returns the accumulator's write-back block. The caller parallelizes the outer loops and
+    then calls `decompose_reduction` (TVM requires that order)."""
+    oo, oi = sch.split(o, [None, vl]) if int(sch.get(o).extent) > vl else (None, o)
     wo, wi = sch.split(w, [None, tile])
-    sch.reorder(n, ob, h, wo, rc, rh, rw, wi, oi)
+    order = ([oo] if oo is not None else []) + [wo, *reduce_loops, wi, oi]
+    sch.reorder(*order)
     acc = sch.cache_write(blk, 0, "local")
     sch.reverse_compute_at(acc, wo)
-    _epilogue_into(sch, acc)
-    outer = sch.fuse(n, ob, h)
-    sch.parallel(outer)
     sch.unroll(wi)
     sch.vectorize(oi)
+    return acc
+
+
+def schedule_conv2d(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """Direct NCHW convolution: out-channel vectors x an output-row tile held in registers.
+
+    When the conv's only consumer pools it (a fused conv-bias-relu-pool group), the
+    pooled output drives the loops instead: see `_schedule_conv_pool`.
+    """
+    vl, tile = _conv_tiles(sch, blk, p)
+    _conv_inputs(sch, blk, p, vl)
+    pool = _pooling_consumer(sch, blk)
+    if pool is not None:
+        _schedule_conv_pool(sch, blk, pool, p, vl, tile)
+        return
+    n, o, h, w, rc, rh, rw = sch.get_loops(blk)
+    ob, oi = sch.split(o, [None, vl])
+    sch.reorder(n, ob, h, oi, w)
+    acc = _conv_microkernel(sch, blk, oi, w, [rc, rh, rw], vl, tile)
+    _epilogue_into(sch, acc)
+    sch.parallel(sch.fuse(n, ob, h))
     sch.decompose_reduction(blk, rc)
+
+
+def _loops_of_iters(sch: s_tir.Schedule, blk) -> list:
+    """For each block iter var (in order), the innermost loop whose var its binding uses, or
+    None (compute_at drops unit-extent loops, e.g. for a single input channel)."""
+    from tvm.tirx.analysis import undefined_vars
+
+    loops = sch.get_loops(blk)
+    realize = sch.get(loops[-1]).body  # the SBlockRealize directly under the innermost loop
+    out = []
+    for value in realize.iter_values:
+        used = undefined_vars(value, [])
+        bound = [lp for lp in loops if any(sch.get(lp).loop_var.same_as(u) for u in used)]
+        out.append(bound[-1] if bound else None)
+    return out
+
+
+def _pooling_consumer(sch: s_tir.Schedule, blk):
+    """The conv's single consumer if it is a spatial stage reading the conv through windows
+    (its output is spatially smaller: a max/avg pool with the epilogue inlined into it)."""
+    consumers = sch.get_consumers(blk)
+    if len(consumers) != 1 or is_reduction(sch, consumers[0]):
+        return None
+    out = region_buffer(sch.get(consumers[0]).writes[0])
+    conv_out = region_buffer(sch.get(blk).writes[0])
+    if len(out.shape) != 4 or [int(d) for d in out.shape[:2]] != [int(d) for d in conv_out.shape[:2]]:
+        return None
+    smaller = int(out.shape[2]) < int(conv_out.shape[2]) or int(out.shape[3]) < int(conv_out.shape[3])
+    return consumers[0] if smaller else None
+
+
+def _schedule_conv_pool(sch: s_tir.Schedule, conv, pool, p: CpuParams, vl: int, tile: int) -> None:
+    """One kernel for conv -> (bias, activation) -> pool: for each (image, channel block, pooled
+    row), the conv rows that pooled row reads are computed into a small scratch buffer
+    ([rows, width, vl] floats, stack-allocated, L1-resident) by the register micro-kernel, and
+    the pool reads them from there: the full-resolution activation never reaches memory."""
+    n, c, ph, pw = sch.get_loops(pool)
+    cb, ci = sch.split(c, [None, vl])
+    sch.reorder(n, cb, ph, pw, ci)
+    outer = sch.fuse(n, cb, ph)
+    sch.parallel(outer)
+    sch.compute_at(conv, outer)
+    # scratch layout [n, h, w, c]: channel vectors contiguous for the micro-kernel's stores
+    # and the pool's loads; "local" scope keeps it a per-iteration stack buffer
+    sch.transform_layout(conv, ("write", 0), lambda n_, c_, h_, w_: (n_, h_, w_, c_))
+    sch.set_scope(conv, 0, "local")
+    loops = _loops_of_iters(sch, conv)  # compute_at drops unit loops (e.g. one input channel)
+    o, h, w = loops[1], loops[2], loops[3]
+    reduce_loops = [lp for lp in loops[4:] if lp is not None]
+    sch.reorder(*[lp for lp in (h, o, w) if lp is not None])
+    acc = _conv_microkernel(sch, conv, o, w, reduce_loops, vl, tile)
+    sch.vectorize(sch.get_loops(acc)[-1])
+    sch.vectorize(ci)
+    if reduce_loops:
+        sch.decompose_reduction(conv, reduce_loops[0])
 
 
 def _gemm_tiles(M: int, N: int, lanes: int) -> tuple[int, int, int]:

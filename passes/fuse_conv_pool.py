@@ -1,0 +1,77 @@
+"""conv2d -> [bias add] -> [activation] -> max/avg pool as one fused kernel.
+
+Codegen computes, for each pooled row, just the conv rows it reads into a small
+scratch buffer and pools from there, so the full-resolution activation never
+reaches memory (graphc.codegen.schedule.cpu: _schedule_conv_pool).
+
+With overlapping windows (kernel > stride, e.g. ResNet's 3x3/2 max pool) the conv
+rows shared by neighbouring pooled rows are computed twice; the rule fuses only
+when the traffic saved outweighs the recomputed work, and says why not otherwise.
+"""
+from __future__ import annotations
+
+from graphc.ir import Graph
+from graphc.pattern import alt, op, var
+
+from .fusion import make_fused
+from .rules import RewriteReport, Rule, apply_rules
+
+ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "tanh")
+
+# Rough throughput of this class of machine (2 AVX-512 cores), used only to decide
+# whether recomputing conv rows pays for the memory traffic a fused pool saves.
+CONV_FLOPS_PER_S = 100e9
+MEMORY_BYTES_PER_S = 20e9
+
+_CONV = op("conv2d", var("x"), var("w"), name="conv")
+_BIASED = alt(op("add", _CONV, var("bias"), name="bias_add"), _CONV)
+_ACT = alt(op(ACTIVATIONS, _BIASED, name="act"), _BIASED)
+PATTERN = op(("max_pool2d", "avg_pool2d"), _ACT, name="pool")
+
+
+def _per_channel(bias, conv_out) -> bool:
+    dims = [1] * (4 - bias.type.rank) + list(bias.shape)
+    return dims[0] == 1 and dims[2] == 1 and dims[3] == 1 and dims[1] in (1, conv_out.shape[1])
+
+
+def conv_flops(conv) -> int:
+    n, o, oh, ow = conv.outputs[0].shape
+    _, cg, kh, kw = conv.inputs[1].shape
+    return 2 * n * o * oh * ow * cg * kh * kw
+
+
+def _check(m, ctx):
+    conv, pool = m.node("conv"), m.node("pool")
+    out = conv.outputs[0]
+    if conv.attrs["groups"] != 1:
+        return f"grouped conv (groups={conv.attrs['groups']}): no register-blocked kernel to fuse the pool into"
+    if out.shape[1] % 4:
+        return f"{out.shape[1]} output channels (not a multiple of 4): no register-blocked kernel to fuse the pool into"
+    bias = m.get("bias")
+    if bias is not None and not _per_channel(bias, out):
+        return f"the added {bias.type} is not a per-channel bias"
+    if tuple(pool.attrs.get("dilation", (1, 1))) != (1, 1):
+        return "dilated pooling"
+    (kh, kw), stride = pool.attrs["kernel"], pool.attrs["stride"] or pool.attrs["kernel"]
+    if kh > stride[0]:
+        recompute = conv_flops(conv) * (kh / stride[0] - 1.0)
+        saved_bytes = 2 * out.type.numel * out.type.np_dtype.itemsize
+        extra_s, saved_s = recompute / CONV_FLOPS_PER_S, saved_bytes / MEMORY_BYTES_PER_S
+        if extra_s >= saved_s:
+            return (
+                f"overlapping {kh}x{kw}/{stride[0]} pool windows: fusing recomputes {kh / stride[0] - 1:.0%} of the "
+                f"conv rows ({recompute / 1e6:.0f} MFLOP, ~{extra_s * 1e3:.2f} ms) to save "
+                f"{saved_bytes / 1e6:.1f} MB of traffic (~{saved_s * 1e3:.2f} ms): does not pay"
+            )
+    return ctx.only_feeds(m)
+
+
+def _rewrite(b, m):
+    return make_fused(b, "conv_bias_relu_pool", m.nodes, [m.root])[0]
+
+
+RULES = [Rule("fuse_conv_pool", PATTERN, _rewrite, _check)]
+
+
+def fuse_conv_pool(graph: Graph, report: RewriteReport | None = None) -> Graph:
+    return apply_rules(graph, RULES, report)
