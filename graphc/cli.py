@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help=".onnx, .gir or .gca file")
     i.add_argument("-O", "--opt-level", type=int, default=None, choices=[0, 1, 2, 3], help="show the IR after the -O pipeline")
     i.add_argument("--dot", action="store_true", help="print the graph in Graphviz DOT format instead")
+    i.add_argument("--explain-fusion", action="store_true", help="list every fused group and every near miss with the reason")
     i.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,..")
 
     sub.add_parser("targets", help="list the compilation targets and what each needs")
@@ -175,10 +176,15 @@ def cmd_inspect(args) -> int:
             print(f"  kernel {k['name']:40} {k['label']:28} x{k['uses']}  {'; '.join(k['notes'])}")
         return 0
     graph = _load_graph(args.model, dict(args.input_shape) or None)
-    if args.opt_level is not None:
+    if args.opt_level is not None or args.explain_fusion:
         from .passes.pipeline import optimize
 
-        graph, _ = optimize(graph, args.opt_level)
+        graph, report = optimize(graph, args.opt_level if args.opt_level is not None else 2, log=lambda s: None)
+        if args.explain_fusion:
+            from .passes.explain import explain_fusion
+
+            print(explain_fusion(graph, report.rewrites))
+            return 0
     if args.dot:
         from .nxgraph import to_dot
 

@@ -47,7 +47,10 @@ class Match:
         return self.values[name].node.data
 
     def scalar(self, name: str) -> float:
-        return float(np.asarray(self.const(name)).reshape(-1)[0])
+        """A scalar constant as the shortest Python float that round-trips its dtype
+        (an f32 1e-5 reads 1e-05, not 9.999999747378752e-06)."""
+        v = np.asarray(self.const(name)).reshape(-1)[0]
+        return float(np.format_float_scientific(v, unique=True)) if v.dtype.kind == "f" else float(v)
 
     def _copy(self) -> "Match":
         return Match(self.root, dict(self.values), list(self.nodes), dict(self.named_nodes), dict(self.info))

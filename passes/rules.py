@@ -102,10 +102,10 @@ def _map_match(m: Match, b: RewriteBuilder) -> Match:
 
 def apply_rules(graph: Graph, rules: Sequence[Rule], report: RewriteReport | None = None, max_sweeps: int = MAX_SWEEPS) -> Graph:
     report = report if report is not None else RewriteReport()
+    declined: dict[tuple, RewriteEvent] = {}
     for sweep in range(max_sweeps):
         ctx = RuleContext(graph, graph.users())
         changed = False
-        declined_here: dict[tuple[str, int], RewriteEvent] = {}
 
         def visit(b: RewriteBuilder, node: Node, ins: list[Value]):
             nonlocal changed
@@ -117,7 +117,8 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], report: RewriteReport | Non
                     continue
                 reason = rule.check(m, ctx) if rule.check is not None else None
                 if reason:
-                    declined_here[(rule.name, id(node))] = RewriteEvent(rule.name, node.describe(), node.loc, reason, _locs(m))
+                    event = RewriteEvent(rule.name, node.describe(), node.loc, reason, _locs(m))
+                    declined.setdefault((rule.name, node.loc, node.describe(), reason), event)
                     continue
                 result = rule.rewrite(b, _map_match(m, b))
                 changed = True
@@ -128,9 +129,10 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], report: RewriteReport | Non
         graph = map_nodes(graph, visit)
         report.sweeps = sweep + 1
         if not changed:
-            # declines are only final once nothing else changes (a later rewrite may enable a rule)
-            report.declined.extend(declined_here.values())
             break
+    # a decline that a later sweep turned into a rewrite (another rule enabled it) is no near miss
+    done = {(e.rule, e.loc) for e in report.applied if e.loc}
+    report.declined.extend(e for e in declined.values() if not (e.loc and (e.rule, e.loc) in done))
     return graph
 
 

@@ -4,31 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import graphc
 from graphc.passes import pipeline
 from graphc.passes.cse import cse
-from graphc.passes.dce import dce
 from graphc.passes.fold_constants import fold_constants
-from graphc.passes.pipeline import PassError, random_inputs, run_pipeline
+from graphc.passes.pipeline import PassError, run_pipeline
 from graphc.printer import parse_graph
-from tests.conftest import assert_roundtrip
-
-
-def check_pass(pass_fn, before: str, expected: str):
-    g = parse_graph(before)
-    out = pass_fn(g)
-    exp = parse_graph(expected)
-    assert out.structurally_equal(exp), f"got:\n{out}\nexpected:\n{exp}"
-    ins = random_inputs(g)
-    for a, b in zip(graphc.run_graph(g, *ins), graphc.run_graph(out, *ins)):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    assert_roundtrip(out)
-    return out
+from tests.passes.util import check_pass
 
 
 def test_fold_constants_folds_constant_subgraphs():
     check_pass(
-        fold_constants,
+        "fold_constants",
         """graph @f(%x: f32[3]) {
           %0 = const f32[3] [1.0, 2.0, 3.0]
           %1 = const f32[] 2.0
@@ -57,7 +43,7 @@ def test_fold_constants_declines_to_expand_data():
 
 def test_cse_merges_identical_nodes_and_constants():
     check_pass(
-        cse,
+        "cse",
         """graph @c(%x: f32[4]) {
           %0 = const f32[] 1.0
           %1 = const f32[] 1.0
@@ -91,7 +77,7 @@ def test_cse_keeps_different_attributes_apart():
 
 def test_dce_removes_dead_nodes():
     check_pass(
-        dce,
+        "dce",
         """graph @d(%x: f32[4]) {
           %0: f32[4] = exp(%x)
           %1: f32[4] = log(%x)
