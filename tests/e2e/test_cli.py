@@ -86,3 +86,29 @@ def test_usage_errors_exit_2():
 def test_verbose_shows_traceback(capsys):
     assert main(["--verbose", "run", "missing.gca"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_pass_debugging_options(mlp_onnx, tmp_path, capsys):
+    d, path = mlp_onnx
+    dump = tmp_path / "ir"
+    art = str(tmp_path / "m.gca")
+    assert main(["compile", path, "-o", art, "-O2", "--print-after", "fuse_groups", "--dump-ir", str(dump), "--verify-numerics"]) == 0
+    out = capsys.readouterr().out
+    assert "IR after fuse_groups" in out and "fused[dense_epilogue]" in out
+    files = sorted(p.name for p in dump.iterdir())
+    assert files[0] == "00_input.gir" and any(f.endswith("_fuse_groups.gir") for f in files)
+    assert main(["compile", path, "-o", art, "-O0"]) == 0
+    assert main(["inspect", path, "-O0"]) == 0
+    assert "fused" not in capsys.readouterr().out
+
+
+def test_explain_fusion(mlp_onnx, capsys, tmp_path):
+    from graphc.examples import seeds
+
+    cnn = seeds.torch_cnn(0)
+    path = seeds.export_onnx(cnn, seeds.random_input((2, 1, 28, 28)), str(tmp_path / "cnn.onnx"))
+    assert main(["inspect", path, "--explain-fusion"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "fused groups: 3 (conv_bias_relu_pool x2, dense_epilogue x1)"
+    assert out.count("conv2d -> add -> relu -> max_pool2d") == 2
+    assert "near misses: 0" in out
