@@ -6,7 +6,8 @@ decompositions and ONNX exports all read:
 
     s = (q @ kT) [* c]                        scores, kT = k with its last two axes swapped
     s = s + mask | where(keep, s, -big) | where(keep, s, -big) + mask     optional masking
-    o = softmax(s, axis=-1) @ v
+    p = softmax(s, axis=-1), or where(isnan(p), 0, p) as ONNX exports guard masked rows
+    o = p @ v
 
 which becomes ``fused[attention](q, kT, v[, mask])`` whose body is one
 scaled_dot_product_attention op (reading k as the transpose of kT): codegen lowers
@@ -41,7 +42,11 @@ _MASKED = alt(
     _WHERE,
     _SCALED,
 )
-PATTERN = op("matmul", op("softmax", _MASKED, name="probs"), var("v"), name="pv")
+_PROBS = op("softmax", _MASKED, name="probs")
+# exporters guard fully-masked rows (softmax of all -inf is NaN) with where(isnan(p), 0, p);
+# the fused kernel already outputs zeros for such rows
+_GUARDED = alt(op("where", op("isnan", _PROBS), const(scalar=True, pred=lambda a: float(a.reshape(-1)[0]) == 0.0), _PROBS), _PROBS)
+PATTERN = op("matmul", _GUARDED, var("v"), name="pv")
 
 
 def _check(m, ctx):
@@ -76,14 +81,15 @@ def _swap_last(t: Tensor) -> Tensor:
     return ops.transpose(t, perm=tuple(perm))
 
 
-def attention_group(b, q, kt, v, mask, scale, causal, softcap: float = 0.0):
+def attention_group(b, q, kt, v, mask, scale, causal, softcap: float = 0.0, loc: str | None = None):
     """fused[attention](q, kT, v[, mask]): the one form codegen's attention kernels take."""
     inputs = [q, kt, v] + ([mask] if mask is not None else [])
 
     def body(q_, kt_, v_, *mask_):
-        return ops.scaled_dot_product_attention(q_, _swap_last(kt_), v_, *mask_, scale=scale, causal=causal, softcap=softcap)
+        k = _swap_last(kt_)
+        return ops.scaled_dot_product_attention(q_, k, v_, *mask_, scale=scale, causal=causal, softcap=softcap, _loc=loc)
 
-    return fused_call(b, "attention", inputs, body)[0]
+    return fused_call(b, "attention", inputs, body, loc=loc)[0]
 
 
 def _rewrite(b, m):
@@ -101,7 +107,7 @@ def _rewrite(b, m):
             dt = q.type.np_dtype
             masked = ops.where(Tensor(keep), b.const(np.zeros((), dt)), b.const(np.asarray(m.scalar("fill"), dt)))
             mask = (masked + Tensor(mask)).value
-    return attention_group(b, q, kt, m["v"], mask, scale, causal)
+    return attention_group(b, q, kt, m["v"], mask, scale, causal, loc=_first_loc(m))
 
 
 def _wrap_existing(b, m):
@@ -109,7 +115,13 @@ def _wrap_existing(b, m):
     q, k, v, *mask = node.inputs
     kt = _swap_last(Tensor(b.new(k))).value
     attrs = node.attrs
-    return attention_group(b, b.new(q), kt, b.new(v), b.new(mask[0]) if mask else None, attrs["scale"], attrs["causal"], attrs["softcap"])
+    return attention_group(
+        b, b.new(q), kt, b.new(v), b.new(mask[0]) if mask else None, attrs["scale"], attrs["causal"], attrs["softcap"], node.loc
+    )
+
+
+def _first_loc(m) -> str | None:
+    return next((n.loc for n in m.nodes if n.loc), None)
 
 
 RULES = [

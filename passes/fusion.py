@@ -50,7 +50,7 @@ def make_fused(b: RewriteBuilder, kind: str, nodes: list[Node], outputs: list[Va
     return b.emit("fused", [b.new(v) for v in outer_inputs], {"kind": kind, **(attrs or {})}, body=body_graph, loc=loc)
 
 
-def fused_call(b: GraphBuilder, kind: str, inputs: list[Value], fn, attrs: dict | None = None) -> list[Value]:
+def fused_call(b: GraphBuilder, kind: str, inputs: list[Value], fn, attrs: dict | None = None, loc: str | None = None) -> list[Value]:
     """Emit a fused node whose body is what `fn` computes from tensors standing for `inputs`
     (new values of the graph being built)."""
     from graphc.tensor import Tensor
@@ -61,7 +61,7 @@ def fused_call(b: GraphBuilder, kind: str, inputs: list[Value], fn, attrs: dict 
         result = fn(*args)
     outs = [result] if isinstance(result, Tensor) else list(result)
     body_graph = body.build([t.value for t in outs])
-    return b.emit("fused", inputs, {"kind": kind, **(attrs or {})}, body=body_graph)
+    return b.emit("fused", inputs, {"kind": kind, **(attrs or {})}, body=body_graph, loc=loc)
 
 
 # ---------------------------------------------------------------------------------------
