@@ -2,8 +2,8 @@
 
 * inference dropout disappears; x*1, x+0, x-0, x/1, neg(neg(x)), cast to the same
   dtype, transposes by the identity and reshapes to the same shape disappear;
-* division by a scalar constant becomes multiplication by its reciprocal, and
-  chains of scalar multiplications merge;
+* division by a power-of-two scalar becomes multiplication by its reciprocal (exact;
+  other divisors stay divisions), and chains of scalar multiplications merge;
 * scalar scales move out of matmul operands and through transposes/reshapes onto
   the matmul result (``(q*a) @ (kT*b) -> (q @ kT) * (a*b)``), so an attention
   block has one scale in one place whatever the exporter did;
@@ -11,7 +11,8 @@
   transposes compose;
 * pow(x, 2) becomes x*x, pow(x, 0.5) sqrt(x), x / sqrt(y) x * rsqrt(y).
 
-Every rule preserves the result exactly (up to float rounding of merged scalars).
+Rules preserve results exactly, except that reassociating scalar factors (merging
+scales, moving them across a matmul) can change float rounding in the last bit.
 """
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def _scalar(m, name: str):
 
 def _float_scalar(name: str):
     return const(name, scalar=True, pred=lambda a: np.asarray(a).dtype.kind == "f")
+
+
+def _power_of_two(a) -> bool:
+    """x / c == x * (1/c) exactly only when c is a power of two."""
+    v = float(np.asarray(a).reshape(-1)[0])
+    return v != 0.0 and np.isfinite(v) and np.frexp(v)[0] in (0.5, -0.5)
 
 
 def _identity_const(value: float):
@@ -118,7 +125,8 @@ def _scale_through(b, m):
 
 
 SCALES = [
-    Rule("div_by_scalar", op("div", var("x"), _float_scalar("c")), _div_to_mul, _same_type),
+    Rule("div_by_scalar", op("div", var("x"), const("c", scalar=True, pred=lambda a: a.dtype.kind == "f" and _power_of_two(a))),
+         _div_to_mul, _same_type),
     Rule("merge_scales", op("mul", op("mul", var("x"), _float_scalar("a")), _float_scalar("b")), _merge_scales),
     Rule("scale_out_of_matmul_lhs", op("matmul", op("mul", var("x"), _float_scalar("s")), var("y")), _matmul_then_scale),
     Rule("scale_out_of_matmul_rhs", op("matmul", var("y"), op("mul", var("x"), _float_scalar("s"))), _matmul_then_scale),

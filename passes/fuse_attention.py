@@ -34,7 +34,11 @@ from .rules import RewriteReport, Rule, apply_rules
 MASK_FILL_MAX = -1e4
 
 _SCORES = op("matmul", var("q"), var("kt"), name="qk")
-_SCALED = alt(op("mul", _SCORES, const("scale", scalar=True), name="scaled"), _SCORES)
+_SCALED = alt(
+    op("mul", _SCORES, const("scale", scalar=True), name="scaled"),
+    op("div", _SCORES, const("divisor", scalar=True), name="scaled"),
+    _SCORES,
+)
 _WHERE = op("where", var("keep"), _SCALED, const("fill", scalar=True), name="masked_where")
 _MASKED = alt(
     op("add", _WHERE, var("mask"), name="masked_add"),
@@ -95,6 +99,8 @@ def attention_group(b, q, kt, v, mask, scale, causal, softcap: float = 0.0, loc:
 def _rewrite(b, m):
     q, kt = m["q"], m["kt"]
     scale = m.scalar("scale") if m.get("scale") is not None else 1.0
+    if m.get("divisor") is not None:
+        scale = 1.0 / m.scalar("divisor")
     sq, sk = q.shape[-2], kt.shape[-1]
     mask, keep, causal = m.get("mask"), m.get("keep"), False
     if keep is not None and mask is None and _is_causal(keep, sq, sk):

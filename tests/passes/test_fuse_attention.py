@@ -140,3 +140,22 @@ def test_fused_attention_compiles_to_the_flash_kernel(x86):
     ins = [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
     ins[3][..., 30:] = -1e9  # padding positions
     np.testing.assert_allclose(compiled.session().run(*ins)[0], graphc.run_graph(g, *ins)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_division_by_a_non_power_of_two_scale():
+    before = """graph @d(%q: f32[1,8,12], %k: f32[1,8,12], %v: f32[1,8,12]) {
+      %0: f32[1,12,8] = transpose(%k) {perm=[0, 2, 1]}
+      %1: f32[1,8,8] = matmul(%q, %0)
+      %2 = const f32[] 3.4641016151377544
+      %3: f32[1,8,8] = div(%1, %2)
+      %4: f32[1,8,8] = softmax(%3) {axis=-1}
+      %5: f32[1,8,12] = matmul(%4, %v)
+      return %5
+    }"""
+    g = parse_graph(before)
+    out, report = run_pipeline(g, ["canonicalize", "fuse_attention"], log=lambda s: None)
+    assert report.rewrites.count("div_by_scalar") == 0  # 1/sqrt(12) is inexact: the division stays
+    (fused,) = [n for n in out.nodes if n.op == "fused"]
+    assert abs(fused.body.nodes[-1].attrs["scale"] - 1 / 3.4641016151377544) < 1e-7
+    ins = [np.random.default_rng(i).standard_normal(v.shape).astype(np.float32) for i, v in enumerate(g.inputs)]
+    np.testing.assert_allclose(graphc.run_graph(out, *ins)[0], graphc.run_graph(g, *ins)[0], rtol=1e-5, atol=1e-6)
