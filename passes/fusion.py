@@ -20,7 +20,7 @@ conv or matmul costs more than the memory it saves).
 """
 from __future__ import annotations
 
-from graphc.codegen.policy import INLINE_CONST_MAX
+from graphc.codegen.policy import is_inline_const
 from graphc.ir import Graph, GraphBuilder, Node, Value
 from graphc.ops.registry import ANCHOR, ELEMWISE, INJECTIVE, REDUCE, get_op
 
@@ -38,7 +38,7 @@ def make_fused(b: RewriteBuilder, kind: str, nodes: list[Node], outputs: list[Va
         for v in node.inputs:
             if v in inner:
                 continue
-            if v.is_const and v.node.data.size <= INLINE_CONST_MAX:
+            if v.is_const and is_inline_const(v.node.data):
                 inner[v] = body.const(v.node.data, share=False)
             else:
                 inner[v] = body.input(f"in{len(outer_inputs)}", v.type)

@@ -16,7 +16,7 @@ from .. import dtypes
 from ..errors import CompileError
 from ..ir import Graph, Node, Value
 from ..ops.registry import get_op
-from .policy import INLINE_CONST_MAX
+from .policy import is_inline_const
 
 
 @dataclass
@@ -38,13 +38,13 @@ def _inline_const(value: Value) -> te.Tensor:
 
 
 def _is_inline_const(v: Value) -> bool:
-    return v.is_const and v.node.data.size <= INLINE_CONST_MAX
+    return v.is_const and is_inline_const(v.node.data)
 
 
 def _lower_body(body: Graph, env: dict[Value, te.Tensor], where: str) -> None:
     for node in body.nodes:
         if node.op == "const":
-            if node.data.size > INLINE_CONST_MAX:
+            if not is_inline_const(node.data):
                 raise CompileError(f"{where}: constant {node.outputs[0].type} inside a fused body must be hoisted to an input")
             env[node.outputs[0]] = _inline_const(node.outputs[0])
             continue

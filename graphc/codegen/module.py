@@ -22,7 +22,8 @@ from ..errors import CompileError
 from ..ir import Graph, Value
 from ..targets import Target
 from .kernels import template_kernel
-from .lower import INLINE_CONST_MAX, Kernel, lower_kernel
+from .lower import Kernel, lower_kernel
+from .policy import is_inline_const
 from .schedule import schedule_kernel
 
 VIEW_OPS = ("reshape", "flatten", "squeeze", "unsqueeze")
@@ -66,7 +67,7 @@ def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
         if node.op == "const":
             continue
         for v in node.inputs:
-            if v.is_const and (v.node.data.size > INLINE_CONST_MAX or node.op in VIEW_OPS):
+            if v.is_const and (not is_inline_const(v.node.data) or node.op in VIEW_OPS):
                 needed.add(v)
     needed.update(v for v in graph.outputs if v.is_const)
     param_vals: list[Value] = [n.outputs[0] for n in graph.nodes if n.op == "const" and n.outputs[0] in needed]

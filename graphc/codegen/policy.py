@@ -5,3 +5,8 @@ from __future__ import annotations
 # (an immediate the vectorizer can broadcast) rather than passed as an argument;
 # fusion keeps such constants inside fused bodies.
 INLINE_CONST_MAX = 1
+
+
+def is_inline_const(array) -> bool:
+    """Whether a constant is baked into kernels (one element; empty arrays have none to bake)."""
+    return 0 < array.size <= INLINE_CONST_MAX

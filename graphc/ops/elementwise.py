@@ -305,14 +305,20 @@ erf = defop(
 
 def _np_div(a, b):
     if np.issubdtype(a.dtype, np.integer):
-        # integer division truncates toward zero (C, ONNX and TVM semantics)
-        return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)
+        # integer division truncates toward zero (C, ONNX and TVM semantics); x / 0 gives 0
+        with np.errstate(divide="ignore"):
+            return np.where(b == 0, 0, np.sign(a) * np.sign(b) * (np.abs(a) // np.where(b == 0, 1, np.abs(b)))).astype(a.dtype)
     return np.divide(a, b).astype(a.dtype)
 
 
 def _te_div(a, b):
     if dtypes.from_tvm(str(a.dtype)) in dtypes.INT_DTYPES:
-        return _broadcast_binary(a, b, tir.truncdiv)
+        # integer division by zero would trap (SIGFPE): it gives 0, as numpy does
+        def safe_div(x, y):
+            zero = tir.const(0, expr_dtype(y))
+            return tir.Select(y == zero, zero, tir.truncdiv(x, tir.Select(y == zero, tir.const(1, expr_dtype(y)), y)))
+
+        return _broadcast_binary(a, b, safe_div)
     return topi.divide(a, b)
 
 
@@ -366,8 +372,19 @@ div = defop(
     lower=_te_div,
     grad=lambda g, a, b, out: (unbroadcast(g / b, a.shape), unbroadcast(O.neg(g * out / b), b.shape)),
     fusion=ELEMWISE,
-    samples=_binary_samples(b_low=0.5, b_high=3.0),
+    samples=lambda rng: _binary_samples(b_low=0.5, b_high=3.0)(rng)
+    + [Sample((np.array([7, -7, 5, 0], np.int32), np.array([2, 2, 0, 0], np.int32)), note="int32, divisor 0 gives 0")],
 )
+
+
+def _te_pow(a, b):
+    """TVM's power is float-only: integer powers go through float64 (exact below 2**53)."""
+    if str(a.dtype).startswith(("int", "uint")):
+        def ipow(x, y):
+            return tir.Cast(expr_dtype(x), tir.round(tir.power(tir.Cast("float64", x), tir.Cast("float64", y))))
+
+        return _broadcast_binary(a, b, ipow)
+    return topi.power(a, b)
 
 
 def _pow_grad(g, a, b, out):
@@ -381,10 +398,14 @@ pow = defop(  # noqa: A001
     "pow",
     infer=_binary,
     ref=lambda a, b: np.power(a.astype(np.float64), b).astype(a.dtype) if a.dtype.kind == "f" else np.power(a, b).astype(a.dtype),
-    lower=lambda a, b: topi.power(a, b),
+    lower=lambda a, b: _te_pow(a, b),
     grad=_pow_grad,
     fusion=ELEMWISE,
-    samples=lambda rng: _binary_samples(0.2, 3.0, ints=False)(rng) + [Sample((rand(rng, 4, 5, low=-2, high=2), np.array(2.0, np.float32)), note="square", no_grad_check=(1,))],
+    samples=lambda rng: _binary_samples(0.2, 3.0, ints=False)(rng)
+    + [
+        Sample((rand(rng, 4, 5, low=-2, high=2), np.array(2.0, np.float32)), note="square", no_grad_check=(1,)),
+        Sample((rand(rng, 3, 4, dtype="int64", low=-5, high=6), rand(rng, 4, dtype="int64", low=0, high=5)), note="int64"),
+    ],
 )
 
 maximum = defop(
@@ -506,6 +527,13 @@ cast = defop(
         Sample((rand(rng, 2, 3, 4),), {"dtype": "f16"}, rtol=1e-3, atol=1e-3),
         Sample((rand(rng, 6, dtype="bool"),), {"dtype": "f32"}),
         Sample((rand(rng, 6, low=-1, high=1),), {"dtype": "bool"}),
+        # integer narrowing and sign changes wrap (two's complement); floats to unsigned stay in range
+        Sample((rand(rng, 3, 4, dtype="int64", low=-70000, high=70000),), {"dtype": "i16"}, note="i64 -> i16 wraps"),
+        Sample((rand(rng, 3, 4, dtype="int32", low=-9, high=9),), {"dtype": "u32"}, note="i32 -> u32 wraps"),
+        Sample((rand(rng, 5, dtype="uint16", low=0, high=60000),), {"dtype": "f32"}, note="u16 -> f32"),
+        Sample((rand(rng, 5, dtype="uint64", low=0, high=2**40),), {"dtype": "f64"}, note="u64 -> f64"),
+        Sample((rand(rng, 5, low=0, high=200),), {"dtype": "u64"}, note="f32 -> u64 truncates"),
+        Sample((rand(rng, 5, dtype="int16", low=-300, high=300),), {"dtype": "u8"}, note="i16 -> u8 wraps"),
     ],
 )
 
