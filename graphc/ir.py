@@ -93,7 +93,7 @@ class Value:
 class Node:
     """One operation. `op` names an op record (see graphc.ops), ``const`` or ``fused``."""
 
-    __slots__ = ("op", "inputs", "attrs", "outputs", "body", "data", "loc")
+    __slots__ = ("op", "inputs", "attrs", "outputs", "body", "data", "loc", "_hash")
 
     def __init__(
         self,
@@ -115,6 +115,13 @@ class Node:
         self.body = body
         self.data = data
         self.loc = loc  # where it came from: ONNX node name, source line, ...
+        self._hash: str | None = None
+
+    def data_hash(self) -> str:
+        """Content hash of a constant's data (cached: constant arrays are immutable by convention)."""
+        if self._hash is None:
+            self._hash = const_hash(self.data)
+        return self._hash
 
     @property
     def output(self) -> Value:
@@ -168,7 +175,7 @@ class Graph:
         pool: dict[str, np.ndarray] = {}
         for node in self.walk():
             if node.op == "const":
-                pool[const_hash(node.data)] = node.data
+                pool[node.data_hash()] = node.data
         return pool
 
     def walk(self) -> Iterable[Node]:
@@ -232,6 +239,7 @@ class Graph:
                 loc=node.loc,
                 output_names=[o.name for o in node.outputs],
             )
+            nn_._hash = node._hash
             for o, no in zip(node.outputs, nn_.outputs):
                 vmap[o] = no
             new_nodes.append(nn_)
@@ -252,6 +260,21 @@ def _attrs_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _nodes_match(na: Node, nb: Node) -> bool:
+    """Node-local equality: op, attributes, output types, constant data, fused bodies."""
+    if na.op != nb.op or len(na.inputs) != len(nb.inputs) or len(na.outputs) != len(nb.outputs):
+        return False
+    if any(x.type != y.type for x, y in zip(na.outputs, nb.outputs)) or not _attrs_equal(na.attrs, nb.attrs):
+        return False
+    if na.op == "const" and (
+        na.data.dtype != nb.data.dtype or not np.array_equal(na.data, nb.data, equal_nan=na.data.dtype.kind == "f")
+    ):
+        return False
+    if (na.body is None) != (nb.body is None):
+        return False
+    return na.body is None or graph_equal(na.body, nb.body)
+
+
 def graph_equal(a: Graph, b: Graph) -> bool:
     if len(a.inputs) != len(b.inputs) or len(a.outputs) != len(b.outputs):
         return False
@@ -260,35 +283,27 @@ def graph_equal(a: Graph, b: Graph) -> bool:
     vmap: dict[Value, Value] = dict(zip(a.inputs, b.inputs))
     nmap: dict[Node, Node] = {}
     rmap: dict[Node, Node] = {}
-
-    def node_eq(na: Node, nb: Node) -> bool:
-        if na in nmap or nb in rmap:
-            return nmap.get(na) is nb and rmap.get(nb) is na
-        if na.op != nb.op or len(na.inputs) != len(nb.inputs) or len(na.outputs) != len(nb.outputs):
-            return False
-        if any(x.type != y.type for x, y in zip(na.outputs, nb.outputs)):
-            return False
-        if not _attrs_equal(na.attrs, nb.attrs):
-            return False
-        if na.op == "const":
-            if na.data.dtype != nb.data.dtype or not np.array_equal(na.data, nb.data, equal_nan=na.data.dtype.kind == "f"):
-                return False
-        if (na.body is None) != (nb.body is None) or (na.body is not None and not graph_equal(na.body, nb.body)):
-            return False
-        nmap[na], rmap[nb] = nb, na
-        return all(value_eq(x, y) for x, y in zip(na.inputs, nb.inputs))
-
-    def value_eq(va: Value, vb: Value) -> bool:
+    # an explicit work list, not recursion: real models are thousands of nodes deep
+    work = list(zip(a.outputs, b.outputs))
+    while work:
+        va, vb = work.pop()
         if va in vmap:
-            return vmap[va] is vb
-        if va.node is None or vb.node is None or va.index != vb.index:
-            return False
-        if not node_eq(va.node, vb.node):
+            if vmap[va] is not vb:
+                return False
+            continue
+        na, nb = va.node, vb.node
+        if na is None or nb is None or va.index != vb.index:
             return False
         vmap[va] = vb
-        return True
-
-    return all(value_eq(x, y) for x, y in zip(a.outputs, b.outputs))
+        if na in nmap or nb in rmap:  # sharing must be the same on both sides
+            if nmap.get(na) is not nb or rmap.get(nb) is not na:
+                return False
+            continue
+        if not _nodes_match(na, nb):
+            return False
+        nmap[na], rmap[nb] = nb, na
+        work.extend(zip(na.inputs, nb.inputs))
+    return True
 
 
 # ---------------------------------------------------------------------------------------

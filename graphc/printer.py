@@ -31,7 +31,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import ParseError
-from .ir import Graph, GraphBuilder, Node, TensorType, Value, const_hash
+from .ir import Graph, GraphBuilder, Node, TensorType, Value
 
 INLINE_CONST_MAX = 16
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$|^[0-9]+$")
@@ -78,9 +78,10 @@ def _fmt_attrs(attrs: dict) -> str:
     return " {" + ", ".join(f"{k}={format_attr(attrs[k])}" for k in sorted(attrs)) + "}"
 
 
-def _fmt_const_data(arr: np.ndarray) -> str:
+def _fmt_const_data(node: Node) -> str:
+    arr = node.data
     if arr.size > INLINE_CONST_MAX:
-        return "#" + const_hash(arr)
+        return "#" + node.data_hash()
     flat = [_fmt_scalar(x) for x in arr.reshape(-1).tolist()] if arr.dtype.kind != "V" else []
     if arr.ndim == 0:
         return flat[0]
@@ -148,7 +149,7 @@ def _print_node(node: Node, name: _Namer, indent: int) -> str:
     pad = "  " * indent
     loc = f" loc({json.dumps(node.loc)})" if node.loc else ""
     if node.op == "const":
-        return f"{pad}{name(node.outputs[0])} = const {node.outputs[0].type} {_fmt_const_data(node.data)}{loc}"
+        return f"{pad}{name(node.outputs[0])} = const {node.outputs[0].type} {_fmt_const_data(node)}{loc}"
     results = ", ".join(f"{name(v)}: {v.type}" for v in node.outputs)
     args = ", ".join(name(v) for v in node.inputs)
     if node.op == "fused":
@@ -363,11 +364,14 @@ def _parse_statement(t: _Tokens, b: GraphBuilder, constants, define, use) -> Non
         t.expect("=")
         t.expect("const")
         ty = _parse_type(t)
+        text_hash = t.peek()[1][1:] if t.peek()[0] == "hash" else None
         arr = _parse_const_data(t, ty, constants)
         loc = _parse_loc(t)
         name = _unquote_var(first[1])
         v = b.const(arr, name=None if _AUTO_NUMBER.match(name) else name, share=False)
         v.node.loc = loc
+        if arr.size > INLINE_CONST_MAX:  # read from the pool by its hash: no need to hash it again
+            v.node._hash = text_hash
         define(first, v)
         return
     tok = first

@@ -5,7 +5,7 @@ stay apart so parameter tables keep every name).
 """
 from __future__ import annotations
 
-from graphc.ir import Graph, Node, Value, const_hash
+from graphc.ir import Graph, Node, Value
 from graphc.printer import format_attr, print_graph
 
 from .rewrite import copy_node, map_nodes
@@ -13,7 +13,7 @@ from .rewrite import copy_node, map_nodes
 
 def _key(node: Node, ins: list[Value]) -> tuple:
     if node.op == "const":
-        return ("const", const_hash(node.data), node.outputs[0].name)
+        return ("const", node.data_hash(), node.outputs[0].name)
     body = print_graph(node.body) if node.body is not None else None
     return (node.op, format_attr(node.attrs), tuple(id(v) for v in ins), body)
 

@@ -37,6 +37,7 @@ def copy_node(b: GraphBuilder, node: Node, inputs: Sequence[Value], body: Graph 
         loc=node.loc,
         output_names=[o.name for o in node.outputs],
     )
+    new._hash = node._hash  # same immutable data, same content hash
     b.add_node(new)
     return new.outputs
 

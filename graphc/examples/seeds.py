@@ -80,17 +80,9 @@ def random_input(shape, seed: int = 0) -> np.ndarray:
 
 
 def export_onnx(module, example: np.ndarray, path: str) -> str:
-    """torch.onnx.export with the torch.export-based exporter, input named `x`."""
-    import logging
-    import warnings
-
+    """torch.onnx.export (torch.export-based exporter), input named `x`, output `logits`."""
     import torch
 
-    # the exporter logs about optional torchvision ops and pytree deprecations: not our concern here
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(
-            module, (torch.from_numpy(example),), path, input_names=["x"], output_names=["logits"], dynamo=True, verbose=False
-        )
-    return path
+    from .export import torch_onnx_export
+
+    return torch_onnx_export(module, path, args=(torch.from_numpy(example),), input_names=["x"], output_names=["logits"])
