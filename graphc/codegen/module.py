@@ -122,6 +122,8 @@ def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
                     kernels[key] = (_Entry(gv, func), info)
                 args = []
                 for v in kernel.args:
+                    if v not in env and v.is_const:  # a scalar a template kernel takes as an argument
+                        env[v] = relax.const(v.node.data)
                     if v not in env:
                         raise CompileError(f"kernel {info.name}: argument {v} has no value (graph not topologically sorted?)")
                     args.append(env[v])

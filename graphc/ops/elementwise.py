@@ -11,7 +11,7 @@ from ._grad import scalar, unbroadcast
 from ._lazy import expr_dtype, te, tir, topi
 from ._lazy import ops as O
 from .registry import ELEMWISE, Sample, broadcast_shapes, defop, rand
-from .te_util import fast_exp, read_broadcast
+from .te_util import fast_exp, isnan, read_broadcast
 
 # ---------------------------------------------------------------------------------------
 # inference helpers
@@ -330,7 +330,7 @@ def _broadcast_binary(a, b, f):
 def _nan_or(x, cond):
     """`cond`, or x is NaN (floats only: ints have no NaN)."""
     if expr_dtype(x).startswith("float") or expr_dtype(x).startswith("bfloat"):
-        return tir.Or(tir.isnan(x), cond)  # (x != x would be folded away by TVM's simplifier)
+        return tir.Or(isnan(x), cond)  # (x != x would be folded away by TVM's simplifier)
     return cond
 
 

@@ -9,7 +9,7 @@ from ._grad import unbroadcast
 from ._lazy import expr_dtype, te, tir
 from ._lazy import ops as O
 from .registry import REDUCE, Sample, defop, norm_axes, norm_axis, prod, rand
-from .te_util import fast_exp, te_shape
+from .te_util import fast_exp, isnan, te_shape
 
 # ---------------------------------------------------------------------------------------
 # shared helpers
@@ -68,7 +68,7 @@ def _extremum(is_max: bool):
     def combine(acc, v):
         wins = acc > v if is_max else acc < v
         # isnan, not acc != acc: TVM's simplifier folds x != x to false
-        return tir.Select(tir.Or(tir.isnan(acc), wins) if "float" in expr_dtype(acc) else wins, acc, v)
+        return tir.Select(tir.Or(isnan(acc), wins) if "float" in expr_dtype(acc) else wins, acc, v)
 
     def identity(dtype):
         if "float" in str(dtype):

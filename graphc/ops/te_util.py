@@ -45,3 +45,13 @@ def fast_exp(x):
     y = poly * r * r + r + c(1.0)
     two_n = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n) + tirx.const(127, "int32"), tirx.const(23, "int32")))
     return tirx.Select(tirx.isnan(x), x, y * two_n)
+
+
+def isnan(x):
+    """tir.isnan for any float dtype (TVM rejects it on bfloat16: test in float32)."""
+    from tvm import tirx
+
+    from ._lazy import expr_dtype
+
+    dt = expr_dtype(x)
+    return tirx.isnan(tirx.Cast("float32", x) if dt == "bfloat16" else x)
