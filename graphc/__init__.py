@@ -33,6 +33,8 @@ _LAZY = {
     "examples": None,
     # frontends
     "from_onnx": "graphc.frontends.onnx",
+    "from_torch": "graphc.frontends.torch",
+    "SpecializingModel": "graphc.specialize",
     # compiling and running
     "compile": "graphc.compiler",
     "Target": "graphc.targets",

@@ -6,6 +6,7 @@ module -> TVM build -> artifact (in memory; `.save(path)` writes the one file).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -77,10 +78,16 @@ def _dtype_name(a) -> str:
     return dtypes.from_numpy(a.dtype)
 
 
-def to_graph(model, input_shapes: dict | None = None) -> Graph:
-    """Accept a Graph, an ONNX path, or an ONNX ModelProto."""
+def to_graph(model, input_shapes: dict | None = None, example_inputs=None) -> Graph:
+    """Accept a Graph, an ONNX path, an ONNX ModelProto, or a torch module with its example inputs."""
     if isinstance(model, Graph):
         return model
+    if _is_torch_model(model):
+        from .frontends.torch import from_torch
+
+        if example_inputs is None:
+            raise FrontendError(f"compiling a torch {type(model).__name__} needs example_inputs=(...) to trace it with")
+        return from_torch(model, example_inputs)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if path.endswith(".onnx"):
@@ -92,7 +99,13 @@ def to_graph(model, input_shapes: dict | None = None) -> Graph:
         from .frontends.onnx import from_onnx
 
         return from_onnx(model, input_shapes=input_shapes)
-    raise FrontendError(f"cannot compile a {type(model).__name__}: pass a graphc Graph or an ONNX model")
+    raise FrontendError(f"cannot compile a {type(model).__name__}: pass a graphc Graph, an ONNX model or a torch module")
+
+
+def _is_torch_model(model) -> bool:
+    """A torch.nn.Module or ExportedProgram (checked without importing torch: graphc works without it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, (torch.nn.Module, torch.export.ExportedProgram))
 
 
 def compile(  # noqa: A001 - the product's verb
@@ -101,6 +114,7 @@ def compile(  # noqa: A001 - the product's verb
     *,
     opt_level: int = 2,
     input_shapes: dict | None = None,
+    example_inputs=None,
     verify_numerics: bool = False,
     print_after: tuple[str, ...] = (),
     dump_ir: str | None = None,
@@ -113,7 +127,7 @@ def compile(  # noqa: A001 - the product's verb
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     tgt = resolve(target)
-    graph = to_graph(model, input_shapes)
+    graph = to_graph(model, input_shapes, example_inputs)
     timings["import"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     graph, report = optimize(

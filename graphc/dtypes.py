@@ -24,14 +24,19 @@ _TABLE: dict[str, tuple[np.dtype | None, str]] = {
     "f64": (np.dtype(np.float64), "float64"),
     "i64": (np.dtype(np.int64), "int64"),
     "i32": (np.dtype(np.int32), "int32"),
+    "i16": (np.dtype(np.int16), "int16"),
     "i8": (np.dtype(np.int8), "int8"),
+    "u64": (np.dtype(np.uint64), "uint64"),
+    "u32": (np.dtype(np.uint32), "uint32"),
+    "u16": (np.dtype(np.uint16), "uint16"),
     "u8": (np.dtype(np.uint8), "uint8"),
     "bool": (np.dtype(np.bool_), "bool"),
 }
 
 DTYPES: tuple[str, ...] = tuple(_TABLE)
 FLOAT_DTYPES = frozenset({"f32", "f16", "bf16", "f64"})
-INT_DTYPES = frozenset({"i64", "i32", "i8", "u8"})
+INT_DTYPES = frozenset({"i64", "i32", "i16", "i8", "u64", "u32", "u16", "u8"})
+UNSIGNED_DTYPES = frozenset({"u64", "u32", "u16", "u8"})
 
 _FROM_NUMPY = {v[0]: k for k, v in _TABLE.items() if v[0] is not None}
 _FROM_TVM = {v[1]: k for k, v in _TABLE.items()}
@@ -73,3 +78,7 @@ def is_float(dtype: str) -> bool:
 
 def is_int(dtype: str) -> bool:
     return dtype in INT_DTYPES
+
+
+def is_unsigned(dtype: str) -> bool:
+    return dtype in UNSIGNED_DTYPES

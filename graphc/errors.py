@@ -31,7 +31,13 @@ class TypeInferenceError(IRError):
 
 
 class UnsupportedOpError(GraphcError):
-    """A frontend met ops graphc cannot translate (lists all of them)."""
+    """A frontend met ops graphc cannot translate (lists all of them).
+
+    `op_types` holds them as ``"Op"`` (default domain) or ``"domain.Op"``, for tools."""
+
+    def __init__(self, msg: str, op_types=()):
+        super().__init__(msg)
+        self.op_types: tuple[str, ...] = tuple(op_types)
 
 
 class FrontendError(GraphcError):
@@ -52,3 +58,17 @@ class CompileError(GraphcError):
 
 class TargetError(GraphcError):
     """Unknown target or a missing toolchain (says what to install)."""
+
+
+class NonConstantInputError(FrontendError):
+    """An importer needed an input's value at import time (a Reshape's shape, Slice's starts,
+    TopK's k...) but it depends on graph inputs.
+
+    `input_names` lists those graph inputs: binding them to values with
+    ``from_onnx(model, input_values={name: array})`` makes the model importable (a
+    specialization for those values); `graphc.SpecializingModel` does that automatically.
+    """
+
+    def __init__(self, msg: str, input_names):
+        super().__init__(msg)
+        self.input_names: tuple[str, ...] = tuple(input_names)

@@ -1,4 +1,4 @@
-"""ONNX frontend: ``from_onnx(path_or_model, input_shapes=None) -> graphc.ir.Graph``.
+"""ONNX frontend: ``from_onnx(path_or_model, input_shapes=None, input_values=None) -> graphc.ir.Graph``.
 
 How it works:
 
@@ -18,26 +18,38 @@ evaluated at once with the reference interpreter and becomes a constant, so
 shape-computing subgraphs (Shape -> Gather -> Concat -> Reshape, Range,
 ConstantOfShape) fold away at import time and later converters can read their values.
 
+Subgraph attributes (If / Loop / Scan bodies) are converted inline, into the same graph,
+by their op's converter through `NodeContext.subgraph`, with ONNX's lexical scoping.
+
+Inputs that must be known at import time (a Reshape's shape...) but come from graph
+inputs raise `NonConstantInputError` naming those inputs; ``input_values`` binds graph
+inputs to values (a specialization), which `graphc.SpecializingModel` does automatically.
+value_info entries are checked against graphc's types as the nodes are converted.
+
 The converters themselves live in `graphc.frontends.onnx_ops`.
 """
 from __future__ import annotations
 
 import math
 import os
+from collections import ChainMap
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import FrontendError, GraphcError, UnsupportedOpError
-from ..ir import Graph, GraphBuilder, TensorType, Value
+from ..errors import FrontendError, GraphcError, NonConstantInputError, UnsupportedOpError
+from ..ir import Graph, GraphBuilder, TensorType, Value, current_builder
 from ..tensor import Tensor
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-MIN_OPSET = 7
+MIN_OPSET = 1
 
 # ONNX TensorProto.DataType -> graphc dtype (the others have no graphc equivalent)
-_ONNX_DTYPES = {1: "f32", 10: "f16", 16: "bf16", 11: "f64", 7: "i64", 6: "i32", 3: "i8", 2: "u8", 9: "bool"}
+_ONNX_DTYPES = {
+    1: "f32", 10: "f16", 16: "bf16", 11: "f64", 7: "i64", 6: "i32", 5: "i16", 3: "i8",
+    13: "u64", 12: "u32", 4: "u16", 2: "u8", 9: "bool",
+}
 _ONNX_DTYPE_NAMES = {
     0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
     9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16",
@@ -66,6 +78,8 @@ def graphc_dtype(code: int, what: str) -> str:
 # ---------------------------------------------------------------------------------------
 Converter = Callable[["NodeContext"], Any]
 CONVERTERS: dict[tuple[str, str], Converter] = {}
+# (domain, op type) graphc does not convert on purpose -> why; the unsupported-op error says it
+UNSUPPORTED_REASONS: dict[tuple[str, str], str] = {}
 
 
 def converter(*op_types: str, domain: str = ""):
@@ -150,6 +164,24 @@ def constant_value(t: Tensor | Value) -> np.ndarray | None:
     return value_of(v)
 
 
+def graph_inputs_of(t: Tensor | Value) -> list[str]:
+    """Names of the graph inputs a tensor's value depends on (in graph input order)."""
+    seen: set[Value] = set()
+    found: set[str] = set()
+    stack = [t.value if isinstance(t, Tensor) else t]
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v.node is None:
+            found.add(v.name)
+        else:
+            stack.extend(v.node.inputs)
+    b = current_builder()
+    return [v.name for v in b.inputs if v.name in found]
+
+
 # ---------------------------------------------------------------------------------------
 # what a converter sees
 # ---------------------------------------------------------------------------------------
@@ -197,15 +229,16 @@ class NodeContext:
     inputs are absent). ``ctx.is_const(i)`` / ``ctx.const(i, what)``: constant inputs and
     their numpy arrays (``const`` fails naming node, op and input when not constant).
     ``ctx.op(name, *tensors, **attrs)``: emit a graphc op located at this node.
+    ``ctx.subgraph(attr, inputs)``: convert a graph attribute (If / Loop / Scan body) inline.
     """
 
-    def __init__(self, importer: "Importer", node, index: int, inputs: Sequence[Tensor | None]):
+    def __init__(self, importer: "Importer", node, index: int, inputs: Sequence[Any], prefix: str = ""):
         self.importer = importer
         self.node = node
         self.op_type: str = node.op_type
         self.domain: str = _norm_domain(node.domain)
         self.opset: int = importer.opsets.get(self.domain, 1)
-        self.name: str = node.name or f"{node.op_type}#{index}"
+        self.name: str = prefix + (node.name or f"{node.op_type}#{index}")
         self.inputs: list[Tensor | None] = list(inputs)
         self.attrs: dict[str, Any] = {a.name: attribute_value(a, importer.base_dir) for a in node.attribute}
         self._schema = None
@@ -276,9 +309,13 @@ class NodeContext:
         value = constant_value(self.input(i))
         if value is None:
             label = f" ({what})" if what else ""
-            raise self.error(
-                f"input {i}{label} {self.input_name(i)!r} must be a constant (an initializer or computable from "
-                f"constants and static shapes at import time), but it depends on graph inputs"
+            sources = graph_inputs_of(self.input(i))
+            raise NonConstantInputError(
+                f"{self.importer.where}: {self.describe()}: input {i}{label} {self.input_name(i)!r} must be a constant "
+                f"(an initializer or computable from constants and static shapes at import time), but it depends on "
+                f"graph input(s) {', '.join(repr(n) for n in sources)}: give their values with "
+                f"from_onnx(..., input_values={{...}}), or use graphc.SpecializingModel",
+                sources,
             )
         return value
 
@@ -297,6 +334,40 @@ class NodeContext:
         for i in range(first, self.num_outputs):
             if self.output_used(i):
                 raise self.error(f"output {i} ({self.node.output[i]!r}) is used, but graphc does not compute it{why}")
+
+    # -- subgraphs (If / Loop / Scan bodies) -----------------------------------------------
+    def subgraph(self, name: str, inputs: Sequence[Tensor | np.ndarray] = ()) -> list[Any]:
+        """Convert the graph attribute `name` (``then_branch``, ``body``...) inline; return its outputs.
+
+        The body's nodes are emitted into the graph being built, right here, so they are
+        ordinary graphc nodes: ops on constants fold as usual (an If whose condition is a
+        constant can convert just the branch taken and return its outputs). Rules:
+
+        * ``inputs`` bind the body's formal inputs (``GraphProto.input``) in order: one per
+          formal input, each a `Tensor` (or a numpy array / number, made a constant). A
+          formal input's declared element type and static dims are checked.
+        * Scoping is ONNX's: the body reads outer values by name (every value the
+          enclosing graphs defined before this node, the enclosing body's too); the names
+          the body defines (inputs, initializers, node outputs) are local to this call and
+          invisible to the outer graph afterwards.
+        * Returns one entry per body output (``GraphProto.output`` order): a `Tensor`, or
+          whatever non-tensor value a converter produced for it (e.g. a sequence).
+        * Each call converts the body afresh, so a converter may call it once per loop
+          iteration to unroll a Loop or Scan with a static trip count.
+        * Locations (and error messages) of the body's nodes read
+          ``<this node>/<attribute>/<body node>``.
+
+        Example (an If with a constant condition)::
+
+            cond = bool(ctx.const(0, "cond").reshape(-1)[0])
+            return ctx.subgraph("then_branch" if cond else "else_branch")
+        """
+        from onnx import GraphProto
+
+        body = self.attrs.get(name)
+        if not isinstance(body, GraphProto):
+            raise self.error(f"has no graph attribute {name!r}")
+        return self.importer.convert_subgraph(body, list(inputs), f"{self.name}/{name}/", self)
 
     # -- emitting -------------------------------------------------------------------------
     def op(self, name: str, *args, **attrs) -> Any:
@@ -320,7 +391,19 @@ class NodeContext:
 # loading
 # ---------------------------------------------------------------------------------------
 def load_model(path_or_model) -> tuple[Any, str, str]:
-    """(ModelProto, where-label for messages, base dir for external data)."""
+    """(ModelProto with local functions inlined, where-label for messages, base dir for external data)."""
+    model, where, base_dir = _load(path_or_model)
+    if model.functions:
+        try:
+            import onnx.inliner
+
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as e:
+            raise FrontendError(f"{where}: cannot inline the model's local functions ({type(e).__name__}: {e})") from None
+    return model, where, base_dir
+
+
+def _load(path_or_model) -> tuple[Any, str, str]:
     import onnx
 
     if isinstance(path_or_model, onnx.ModelProto):
@@ -394,37 +477,64 @@ def _check(model, where: str) -> None:
 # the importer
 # ---------------------------------------------------------------------------------------
 class Importer:
-    def __init__(self, model, where: str, base_dir: str, input_shapes: Mapping[str, Sequence[int]] | None):
+    def __init__(
+        self,
+        model,
+        where: str,
+        base_dir: str,
+        input_shapes: Mapping[str, Any] | None,
+        input_values: Mapping[str, Any] | None = None,
+    ):
         self.model = model
         self.where = where
         self.base_dir = base_dir
-        self.input_shapes = {k: tuple(int(d) for d in v) for k, v in dict(input_shapes or {}).items()}
+        # name -> shape; for a sequence input a list of shapes; None for an empty optional
+        self.input_shapes = dict(input_shapes or {})
+        # per ONNX graph output: (name, "tensor" | "sequence" | "none", how many graph outputs it became)
+        self.output_layout: list[tuple[str, str, int]] = []
+        self.input_values = dict(input_values or {})
         self.opsets: dict[str, int] = {}
         self.builder = FoldingBuilder(_graph_name(model.graph.name))
-        self.env: dict[str, Tensor] = {}
+        # name -> Tensor (or a converter's non-tensor value); subgraphs push a child scope
+        self.env: ChainMap[str, Any] = ChainMap()
         self.used_names: set[str] = set()
 
     # -- entry ----------------------------------------------------------------------------
-    def run(self) -> Graph:
-        graph = self.model.graph
+    def check(self) -> None:
+        """Opsets, op support and the ONNX checker: everything that does not depend on input shapes or values."""
         self._read_opsets()
         self._check_supported()
         _check(self.model, self.where)
-        self.used_names = {n for node in graph.node for n in node.input if n} | {o.name for o in graph.output}
+        for inp in self.model.graph.input:
+            if not _is_supported_input_type(inp.type):
+                kind = inp.type.WhichOneof("value") or "untyped"
+                raise FrontendError(
+                    f"{self.where}: input {inp.name!r}: graphc takes tensors, sequences of tensors and optionals of those, not a {kind} input"
+                )
+
+    def run(self, check: bool = True) -> Graph:
+        """The graphc graph; `check=False` skips `check` (already done for this model) but still reads the opsets."""
+        graph = self.model.graph
+        if check:
+            self.check()
+        else:
+            self._read_opsets()
+        self.used_names = _names_read(graph)
         with self.builder:
             self._make_inputs()
-            for index, node in enumerate(graph.node):
-                self._convert(node, index)
+            self._convert_nodes(graph, "")
         outputs, names = [], []
         for o in graph.output:
-            if o.name not in self.env:
-                raise FrontendError(f"{self.where}: graph output {o.name!r} is not produced by any node, input or initializer")
-            t = self.env[o.name]
-            self._check_output_type(o, t)
-            outputs.append(t.value)
-            names.append(o.name)
+            value = self._graph_output(o, f"{self.where}: graph output {o.name!r}")
+            tensors = _output_tensors(value)
+            if tensors is None:
+                raise FrontendError(f"{self.where}: graph output {o.name!r} is a {type(value).__name__}, but graphc graphs return tensors only")
+            kind = "tensor" if isinstance(value, Tensor) else "sequence" if _is_sequence(value) else "none"
+            self.output_layout.append((o.name, kind, len(tensors)))
+            outputs.extend(t.value for t in tensors)
+            names.extend([o.name] if kind == "tensor" else [f"{o.name}[{i}]" for i in range(len(tensors))])
         if not outputs:
-            raise FrontendError(f"{self.where}: the graph has no outputs")
+            raise FrontendError(f"{self.where}: the graph has no tensor outputs")
         return self.builder.build(outputs, names)
 
     def _read_opsets(self) -> None:
@@ -433,21 +543,26 @@ class Importer:
         for imp in self.model.opset_import:
             self.opsets[_norm_domain(imp.domain)] = int(imp.version)
         if "" not in self.opsets:
-            if any(_norm_domain(n.domain) == "" for n in self.model.graph.node):
+            if any(_norm_domain(n.domain) == "" for n, _ in _walk_nodes(self.model.graph)):
                 raise FrontendError(f"{self.where}: the model imports no opset for the default ONNX domain")
             return
         v, newest = self.opsets[""], defs.onnx_opset_version()
-        if not MIN_OPSET <= v <= newest:
+        if v > newest:
+            raise FrontendError(
+                f"{self.where}: ONNX opset {v} is newer than the installed onnx package knows (it knows opsets up to "
+                f"{newest}): upgrade onnx, or convert the model down with onnx.version_converter"
+            )
+        if v < MIN_OPSET:
             raise FrontendError(f"{self.where}: ONNX opset {v} is not supported (graphc imports opsets {MIN_OPSET} to {newest})")
 
     def _check_supported(self) -> None:
-        """Fail once, listing every op type without a converter."""
+        """Fail once, listing every op type without a converter (subgraph bodies included)."""
         _load_converters()
         missing: dict[tuple[str, str], list[str]] = {}
-        for index, node in enumerate(self.model.graph.node):
+        for node, label in _walk_nodes(self.model.graph):
             domain = _norm_domain(node.domain)
             if (domain, node.op_type) not in CONVERTERS:
-                missing.setdefault((domain, node.op_type), []).append(node.name or f"{node.op_type}#{index}")
+                missing.setdefault((domain, node.op_type), []).append(label)
         if not missing:
             return
         parts = []
@@ -456,18 +571,26 @@ class Importer:
             opset = self.opsets.get(domain)
             opset_s = f"opset {opset}" if opset is not None else "no opset imported"
             shown = ", ".join(names[:8]) + (f", ... ({len(names)} nodes)" if len(names) > 8 else "")
-            parts.append(f"{op_type} ({dom} {opset_s}; nodes {shown})")
+            reason = UNSUPPORTED_REASONS.get((domain, op_type))
+            parts.append(f"{op_type} ({dom} {opset_s}; nodes {shown}{'; ' + reason if reason else ''})")
         n = len(missing)
-        raise UnsupportedOpError(f"{self.where}: {n} unsupported ONNX op type{'s' if n != 1 else ''}: {', '.join(parts)}")
+        raise UnsupportedOpError(
+            f"{self.where}: {n} unsupported ONNX op type{'s' if n != 1 else ''}: {', '.join(parts)}",
+            [f"{domain}.{op_type}" if domain else op_type for domain, op_type in missing],
+        )
 
     # -- inputs and initializers --------------------------------------------------------
     def _make_inputs(self) -> None:
         graph = self.model.graph
         b = self.builder
         input_names = [i.name for i in graph.input]
-        unknown = sorted(set(self.input_shapes) - set(input_names))
-        if unknown:
-            raise FrontendError(f"{self.where}: input_shapes names unknown input(s) {', '.join(unknown)}; the model's inputs are: {', '.join(input_names)}")
+        for option in ("input_shapes", "input_values"):
+            unknown = sorted(set(getattr(self, option)) - set(input_names))
+            if unknown:
+                raise FrontendError(f"{self.where}: {option} names unknown input(s) {', '.join(unknown)}; the model's inputs are: {', '.join(input_names)}")
+        both = sorted(set(self.input_shapes) & set(self.input_values))
+        if both:
+            raise FrontendError(f"{self.where}: input(s) {', '.join(both)} are in both input_shapes and input_values; give each one only once")
         for t in graph.initializer:
             if t.name in self.input_shapes:
                 continue  # an initializer the caller wants as a real input
@@ -476,21 +599,56 @@ class Importer:
             name = t.values.name
             self.env[name] = Tensor(b.const(sparse_to_array(t, f"{self.where}: sparse initializer {name!r}", self.base_dir), name=name))
         for inp in graph.input:
-            if inp.name in self.env and inp.name not in self.input_shapes:
+            if inp.name in self.input_values:  # specialized: the caller fixed this input's value
+                self.env[inp.name] = Tensor(b.const(self._bound_value(inp)))
+            elif inp.name in self.env and inp.name not in self.input_shapes:
                 continue  # classic exporters list initializers as inputs too: they stay constants
-            self.env[inp.name] = Tensor(b.input(inp.name, self._input_type(inp)))
+            else:
+                self.env[inp.name] = self._graph_input(inp.name, inp.type, f"{self.where}: input {inp.name!r}")
 
-    def _input_type(self, inp) -> TensorType:
-        what = f"{self.where}: input {inp.name!r}"
-        tt = inp.type
-        if tt.WhichOneof("value") != "tensor_type":
-            raise FrontendError(f"{what}: only tensor inputs are supported, got a {tt.WhichOneof('value') or 'untyped'} input")
-        dtype = graphc_dtype(tt.tensor_type.elem_type, what)
+    def _graph_input(self, name: str, type_proto, what: str) -> Any:
+        """A graph input as converters see it: a Tensor; for a sequence, a TensorSequence of the graph
+        inputs ``name[0]``, ``name[1]``... (input_shapes gives their shapes); for an optional, its
+        value, or an empty optional when input_shapes gives None for it."""
+        from .onnx_ops.sequence import EmptyOptional, TensorSequence
+
+        kind = type_proto.WhichOneof("value")
+        spec = self.input_shapes.get(name)
+        if kind == "tensor_type":
+            return Tensor(self.builder.input(name, self._input_type(name, type_proto.tensor_type, spec, what)))
+        if kind == "optional_type":
+            if name in self.input_shapes and spec is None:
+                return EmptyOptional(what)
+            return self._graph_input(name, type_proto.optional_type.elem_type, what)
+        elem = type_proto.sequence_type.elem_type.tensor_type  # (check() let only sequences of tensors through)
+        if spec is None:
+            raise FrontendError(f"{what}: a sequence input needs its length and element shapes: pass input_shapes={{{name!r}: [shape, ...]}}")
+        items = [Tensor(self.builder.input(f"{name}[{i}]", self._input_type(f"{name}[{i}]", elem, s, what))) for i, s in enumerate(spec)]
+        return TensorSequence(items, graphc_dtype(elem.elem_type, what))
+
+    def _bound_value(self, inp) -> np.ndarray:
+        """The array `input_values` gives for graph input `inp`, in its declared type."""
+        what = f"{self.where}: input_values[{inp.name!r}]"
+        tt = inp.type.optional_type.elem_type if inp.type.HasField("optional_type") else inp.type
+        if not tt.HasField("tensor_type"):
+            raise FrontendError(f"{what}: input_values binds tensor inputs only")
+        np_dtype = dtypes.to_numpy(graphc_dtype(tt.tensor_type.elem_type, what))
+        value = np.asarray(self.input_values[inp.name])
+        if value.dtype != np_dtype and not np.can_cast(value.dtype, np_dtype, "same_kind"):
+            raise FrontendError(f"{what}: a {value.dtype} array cannot stand for the model's {np_dtype} input")
+        problem = _type_mismatch(tt, TensorType(dtypes.from_numpy(np_dtype), value.shape))
+        if problem:
+            raise FrontendError(f"{what}: {problem}")
+        return np.array(value, dtype=np_dtype)
+
+    def _input_type(self, name: str, tensor_type, given: Sequence[int] | None, what: str) -> TensorType:
+        """The type of tensor input `name`: its declared type, with the shape `given` in input_shapes (if any)."""
+        dtype = graphc_dtype(tensor_type.elem_type, what)
         declared = None
-        if tt.tensor_type.HasField("shape"):
-            declared = [d.dim_value if d.WhichOneof("value") == "dim_value" else (d.dim_param or None) for d in tt.tensor_type.shape.dim]
-        if inp.name in self.input_shapes:
-            shape = self.input_shapes[inp.name]
+        if tensor_type.HasField("shape"):
+            declared = _declared_dims(tensor_type.shape.dim)
+        if given is not None:
+            shape = tuple(int(d) for d in given)
             if declared is not None:
                 if len(declared) != len(shape):
                     raise FrontendError(f"{what}: input_shapes gives rank {len(shape)} {list(shape)}, the model declares rank {len(declared)} {_fmt_dims(declared)}")
@@ -501,46 +659,74 @@ class Importer:
                 raise FrontendError(f"{what}: input_shapes has a negative dim {list(shape)}")
             return TensorType(dtype, shape)
         if declared is None:
-            raise FrontendError(f"{what}: the model declares no shape; pass input_shapes={{{inp.name!r}: (...)}}")
+            raise FrontendError(f"{what}: the model declares no shape; pass input_shapes={{{name!r}: (...)}}")
         for i, d in enumerate(declared):
             if not isinstance(d, int):
                 label = f"dim {i} ({d!r})" if d else f"dim {i} (unknown)"
                 raise FrontendError(
                     f"{what}: {label} of shape {_fmt_dims(declared)} is dynamic; graphc needs static shapes: "
-                    f"pass input_shapes={{{inp.name!r}: (...)}}"
+                    f"pass input_shapes={{{name!r}: (...)}}"
                 )
         return TensorType(dtype, tuple(declared))
 
-    def _check_output_type(self, o, t: Tensor) -> None:
-        tt = o.type
-        if tt.WhichOneof("value") != "tensor_type":
-            return
-        what = f"{self.where}: graph output {o.name!r}"
-        if tt.tensor_type.elem_type:
-            declared = graphc_dtype(tt.tensor_type.elem_type, what)
-            if declared != t.dtype:
-                raise FrontendError(f"{what}: the model declares {declared}, the imported graph computes {t.dtype}")
-        if tt.tensor_type.HasField("shape"):
-            dims = tt.tensor_type.shape.dim
-            ok = len(dims) == len(t.shape) and all(d.WhichOneof("value") != "dim_value" or d.dim_value == s for d, s in zip(dims, t.shape))
-            if not ok:
-                declared = [d.dim_value if d.WhichOneof("value") == "dim_value" else (d.dim_param or None) for d in dims]
-                raise FrontendError(f"{what}: the model declares shape {_fmt_dims(declared)}, the imported graph computes {list(t.shape)}")
+    def _graph_output(self, o, what: str) -> Any:
+        """The value of a (sub)graph output, checked against its declared type."""
+        if o.name not in self.env:
+            raise FrontendError(f"{what} is not produced by any node, input or initializer")
+        t = self.env[o.name]
+        problem = _type_mismatch(o.type, t.type) if isinstance(t, Tensor) else None
+        if problem:
+            raise FrontendError(f"{what}: {problem}")
+        return t
 
     # -- nodes ----------------------------------------------------------------------------
-    def _convert(self, node, index: int) -> None:
-        inputs: list[Tensor | None] = []
+    def _convert_nodes(self, graph, prefix: str) -> None:
+        """Convert a (sub)graph's nodes in order into the current scope; value_info types are checked."""
+        declared = {vi.name: vi.type for vi in graph.value_info}
+        for index, node in enumerate(graph.node):
+            ctx = self._convert(node, index, prefix)
+            for name in node.output:
+                t = self.env.maps[0].get(name)
+                if name in declared and isinstance(t, Tensor):
+                    problem = _type_mismatch(declared[name], t.type)
+                    if problem:
+                        raise ctx.error(f"output {name!r}: {problem} (from the model's value_info)")
+
+    def convert_subgraph(self, body, inputs: list[Any], prefix: str, owner: NodeContext) -> list[Any]:
+        """Convert a subgraph inline, in a child scope (see `NodeContext.subgraph`)."""
+        if len(inputs) != len(body.input):
+            formals = ", ".join(i.name for i in body.input) or "none"
+            raise owner.error(f"subgraph {prefix[:-1]!r} takes {len(body.input)} input(s) ({formals}), given {len(inputs)}")
+        outer = self.env
+        self.env = outer.new_child()
+        try:
+            for formal, value in zip(body.input, inputs):
+                if isinstance(value, (np.ndarray, np.generic, int, float, bool)):
+                    value = owner.constant(value)
+                problem = _type_mismatch(formal.type, value.type) if isinstance(value, Tensor) else None
+                if problem:
+                    raise owner.error(f"subgraph {prefix[:-1]!r} input {formal.name!r}: {problem}")
+                self.env[formal.name] = value
+            for t in body.initializer:
+                self.env[t.name] = Tensor(self.builder.const(tensor_to_array(t, f"{owner.describe()}: initializer {t.name!r}", self.base_dir)))
+            self._convert_nodes(body, prefix)
+            return [self._graph_output(o, f"{self.where}: {owner.describe()}: subgraph {prefix[:-1]!r} output {o.name!r}") for o in body.output]
+        finally:
+            self.env = outer
+
+    def _convert(self, node, index: int, prefix: str) -> NodeContext:
+        inputs: list[Any] = []
         for name in node.input:
             if name == "":
                 inputs.append(None)
             elif name in self.env:
                 inputs.append(self.env[name])
             else:
-                label = node.name or f"{node.op_type}#{index}"
+                label = prefix + (node.name or f"{node.op_type}#{index}")
                 raise FrontendError(f"{self.where}: node {label!r} ({node.op_type}) reads {name!r}, which nothing defines before it")
         while inputs and inputs[-1] is None:
             inputs.pop()  # trailing optional inputs left out
-        ctx = NodeContext(self, node, index, inputs)
+        ctx = NodeContext(self, node, index, inputs, prefix)
         fn = CONVERTERS[(ctx.domain, node.op_type)]
         try:
             result = fn(ctx)
@@ -559,7 +745,91 @@ class Importer:
                     raise ctx.error(f"output {i} ({name!r}) is used, but graphc does not compute it")
                 continue
             t = outs[i]
-            self.env[name] = t if isinstance(t, Tensor) else Tensor(t)
+            self.env[name] = Tensor(t) if isinstance(t, Value) else t  # non-tensors (sequences) are kept as they are
+        return ctx
+
+
+def _is_supported_input_type(type_proto) -> bool:
+    """Tensors, sequences of tensors, and optionals of those."""
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        return True
+    if kind == "sequence_type":
+        return type_proto.sequence_type.elem_type.WhichOneof("value") == "tensor_type"
+    return kind == "optional_type" and _is_supported_input_type(type_proto.optional_type.elem_type)
+
+
+def _is_sequence(value) -> bool:
+    from .onnx_ops.sequence import TensorSequence
+
+    return isinstance(value, TensorSequence)
+
+
+def _output_tensors(value) -> list[Tensor] | None:
+    """The tensors a graph output value becomes: itself, a sequence's items, none for an empty
+    optional; None for anything else."""
+    from .onnx_ops.sequence import EmptyOptional
+
+    if isinstance(value, Tensor):
+        return [value]
+    if _is_sequence(value):
+        return list(value.items)
+    return [] if isinstance(value, EmptyOptional) else None
+
+
+def _subgraphs(node) -> list[tuple[str, Any]]:
+    """(attribute name, GraphProto) for each graph attribute of a node."""
+    from onnx import AttributeProto
+
+    out = []
+    for a in node.attribute:
+        if a.type == AttributeProto.GRAPH:
+            out.append((a.name, a.g))
+        elif a.type == AttributeProto.GRAPHS:
+            out.extend((a.name, g) for g in a.graphs)
+    return out
+
+
+def _walk_nodes(graph, prefix: str = ""):
+    """(node, label) for every node, subgraph bodies included (labels as in error messages)."""
+    for index, node in enumerate(graph.node):
+        label = prefix + (node.name or f"{node.op_type}#{index}")
+        yield node, label
+        for attr, body in _subgraphs(node):
+            yield from _walk_nodes(body, f"{label}/{attr}/")
+
+
+def _names_read(graph) -> set[str]:
+    """Every value name some node or graph output reads, subgraph bodies included."""
+    names = {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(n for n in node.input if n)
+        for _, body in _subgraphs(node):
+            names |= _names_read(body)
+    return names
+
+
+def _declared_dims(dims) -> list[int | str | None]:
+    """A TensorShapeProto's dims: ints, names of symbolic dims, None for unknown ones."""
+    return [d.dim_value if d.WhichOneof("value") == "dim_value" else (d.dim_param or None) for d in dims]
+
+
+def _type_mismatch(type_proto, t: TensorType) -> str | None:
+    """Why a tensor type contradicts a declared ONNX TypeProto (unknown dims match anything), else None."""
+    if type_proto.WhichOneof("value") != "tensor_type":
+        return None
+    tt = type_proto.tensor_type
+    if tt.elem_type:
+        declared = _ONNX_DTYPES.get(tt.elem_type)
+        if declared != t.dtype:
+            return f"the model declares element type {onnx_dtype_name(tt.elem_type)}, graphc has {t.dtype}"
+    if tt.HasField("shape"):
+        dims = tt.shape.dim
+        ok = len(dims) == len(t.shape) and all(d.WhichOneof("value") != "dim_value" or d.dim_value == s for d, s in zip(dims, t.shape))
+        if not ok:
+            declared = _declared_dims(dims)
+            return f"the model declares shape {_fmt_dims(declared)}, graphc has {list(t.shape)}"
+    return None
 
 
 def _graph_name(name: str) -> str:
@@ -584,32 +854,50 @@ def sparse_to_array(sparse, what: str, base_dir: str) -> np.ndarray:
     return dense.reshape(shape)
 
 
-def from_onnx(path_or_model, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+def from_onnx(
+    path_or_model,
+    input_shapes: Mapping[str, Any] | None = None,
+    input_values: Mapping[str, Any] | None = None,
+) -> Graph:
     """Import an ONNX model (a file path, an ``onnx.ModelProto`` or serialized bytes) as a graphc Graph.
 
     Graph inputs need static shapes; ``input_shapes={"name": (dims...)}`` fixes dynamic
-    ones (and turns initializers listed as inputs into real inputs). Raises
-    `UnsupportedOpError` listing every op type graphc cannot convert, `FrontendError`
+    ones (and turns initializers listed as inputs into real inputs). A sequence input
+    becomes the inputs ``name[0]``, ``name[1]``..., its element shapes given as
+    ``input_shapes={"name": [(dims...), ...]}``; an optional input is its value, or empty
+    with ``input_shapes={"name": None}``. A sequence output becomes the outputs
+    ``name[0]``, ``name[1]``...
+    ``input_values={"name": array}`` treats those graph inputs as constants with these
+    values (they are no longer inputs of the result): a specialization, for inputs that
+    decide shapes (a Reshape's shape, Slice's starts, TopK's k...).
+
+    Raises `UnsupportedOpError` listing every op type graphc cannot convert,
+    `NonConstantInputError` (carrying ``input_names``) when such a shape-deciding value
+    depends on graph inputs that were not given in `input_values`, and `FrontendError`
     for unreadable or invalid models.
     """
     model, where, base_dir = load_model(path_or_model)
-    if model.functions:
-        try:
-            import onnx.inliner
-
-            model = onnx.inliner.inline_local_functions(model)
-        except Exception as e:
-            raise FrontendError(f"{where}: cannot inline the model's local functions ({type(e).__name__}: {e})") from None
-    return Importer(model, where, base_dir, input_shapes).run()
+    importer = Importer(model, where, base_dir, input_shapes, input_values)
+    graph = importer.run()
+    empty = [name for name, kind, _ in importer.output_layout if kind == "none"]
+    if empty:
+        raise FrontendError(
+            f"{where}: graph output(s) {', '.join(repr(n) for n in empty)} are empty optionals, which a graphc graph cannot "
+            f"return (graphc.SpecializingModel returns them as None)"
+        )
+    return graph
 
 
 __all__ = [
     "CONVERTERS",
     "FoldingBuilder",
+    "Importer",
     "NodeContext",
     "constant_value",
     "converter",
     "from_onnx",
+    "graph_inputs_of",
     "graphc_dtype",
+    "load_model",
     "supported_ops",
 ]

@@ -25,6 +25,14 @@ def scalar(v, dtype: str):
     return Tensor(current_builder().const(v, dtype=dtype))
 
 
+def constant(array):
+    """A constant tensor (a numpy array: masks, index tables) in the graph being built."""
+    from ..ir import current_builder
+    from ..tensor import Tensor
+
+    return Tensor(current_builder().const(array))
+
+
 def zeros_like(x):
     return O.broadcast_to(scalar(0, x.dtype), shape=tuple(x.shape))
 

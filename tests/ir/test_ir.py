@@ -36,7 +36,7 @@ def test_tensor_type_basics():
         TensorType("f32", (-1,))
 
 
-@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "f64", "i64", "i32", "i8", "u8", "bool"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "f64", "i64", "i32", "i16", "i8", "u64", "u32", "u16", "u8", "bool"])
 def test_every_dtype_prints_and_parses(dtype):
     b = GraphBuilder("d")
     x = b.input("x", TensorType(dtype, (4,)))

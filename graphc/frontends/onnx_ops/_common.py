@@ -30,6 +30,11 @@ def attr_or_input(ctx: NodeContext, name: str, input_index: int, since: int, wha
     return None if value is None else [int(v) for v in value]
 
 
+def cast_to(ctx: NodeContext, t: Tensor, dtype: str) -> Tensor:
+    """t in `dtype` (no node when it already is)."""
+    return t if t.dtype == dtype else ctx.op("cast", t, dtype=dtype)
+
+
 def variadic(ctx: NodeContext, op: str) -> Tensor:
     out = ctx.input(0)
     for i in range(1, ctx.num_inputs):

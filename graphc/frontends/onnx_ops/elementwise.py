@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import dtypes
 from ...tensor import Tensor
 from ..onnx import NodeContext, converter, graphc_dtype
 from ._common import variadic
@@ -41,7 +42,25 @@ def _unary(graphc_op: str):
 
 
 def _binary(graphc_op: str):
-    return lambda ctx: ctx.op(graphc_op, ctx.input(0), ctx.input(1))
+    return lambda ctx: ctx.op(graphc_op, *_binary_operands(ctx))
+
+
+def _binary_operands(ctx: NodeContext) -> tuple[Tensor, Tensor]:
+    """(A, B) of a broadcasting binary op.
+
+    Before opset 7, B broadcast only with ``broadcast=1``, its dims matching A's from
+    ``axis`` on (default: the trailing ones). Numpy broadcasting aligns trailing dims,
+    so B gets trailing 1s for the dims after its own."""
+    a, b = ctx.input(0), ctx.input(1)
+    if ctx.opset < 7 and ctx.attr("broadcast", 0) and ctx.has_attr("axis"):
+        axis = int(ctx.attr("axis"))
+        axis = axis + a.ndim if axis < 0 else axis
+        trailing = a.ndim - axis - b.ndim
+        if axis < 0 or trailing < 0:
+            raise ctx.error(f"broadcast axis {ctx.attr('axis')} does not place B {list(b.shape)} inside A {list(a.shape)}")
+        if trailing:
+            b = ctx.op("reshape", b, shape=b.shape + (1,) * trailing)
+    return a, b
 
 
 for _onnx, _graphc in _UNARY.items():
@@ -52,7 +71,7 @@ for _onnx, _graphc in _BINARY.items():
 
 @converter("Pow")
 def _pow(ctx: NodeContext):
-    x, y = ctx.input(0), ctx.input(1)
+    x, y = _binary_operands(ctx)
     if y.dtype != x.dtype:  # opset 12+: the exponent may have another type; the result has the base's
         y = ctx.op("cast", y, dtype=x.dtype)
     return ctx.op("pow", x, y)
@@ -94,6 +113,9 @@ def _leaky_relu(ctx: NodeContext):
 @converter("PRelu")
 def _prelu(ctx: NodeContext):
     x, slope = ctx.input(0), ctx.input(1)
+    if ctx.opset < 7 and slope.ndim == 1 and x.ndim > 2 and slope.shape[0] == x.shape[1] > 1:
+        # before opset 7 (no numpy broadcasting yet) a 1-D slope is per channel (axis 1)
+        slope = ctx.op("reshape", slope, shape=slope.shape + (1,) * (x.ndim - 2))
     return ctx.op("where", ctx.op("greater", x, ctx.scalar(0, x)), x, ctx.op("mul", x, slope))
 
 
@@ -120,13 +142,6 @@ def _hard_sigmoid_of(ctx: NodeContext, x: Tensor, alpha: float, beta: float) -> 
 def _hard_swish(ctx: NodeContext):
     x = ctx.input(0)
     return ctx.op("mul", x, _hard_sigmoid_of(ctx, x, 1.0 / 6.0, 0.5))
-
-
-@converter("Softplus")
-def _softplus(ctx: NodeContext):
-    x = ctx.input(0)  # log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|)), without overflow
-    tail = ctx.op("log", ctx.op("add", ctx.op("exp", ctx.op("neg", ctx.op("abs", x))), ctx.scalar(1, x)))
-    return ctx.op("add", ctx.op("relu", x), tail)
 
 
 @converter("Gelu")
@@ -157,7 +172,14 @@ def _clip(ctx: NodeContext):
 @converter("Cast")
 def _cast(ctx: NodeContext):
     x = ctx.input(0)
-    dtype = graphc_dtype(int(ctx.attr("to")), f"{ctx.importer.where}: {ctx.describe()}: attribute 'to'")
+    to = ctx.attr("to")
+    if isinstance(to, str):  # opsets 1-5 name the type: to="FLOAT"
+        from onnx import TensorProto
+
+        if to.upper() not in TensorProto.DataType.keys():
+            raise ctx.error(f"unknown element type to={to!r}")
+        to = TensorProto.DataType.Value(to.upper())
+    dtype = graphc_dtype(int(to), f"{ctx.importer.where}: {ctx.describe()}: attribute 'to'")
     return x if dtype == x.dtype else ctx.op("cast", x, dtype=dtype)
 
 
@@ -174,9 +196,18 @@ def _identity(ctx: NodeContext):
 
 @converter("Dropout")
 def _dropout(ctx: NodeContext):
-    """Inference: the identity. The mask output is not computed."""
-    if ctx.opset >= 12 and ctx.has_input(2):
-        if not ctx.is_const(2) or bool(np.asarray(ctx.const(2)).reshape(-1)[0]):
-            raise ctx.error("training_mode must be a constant false: graphc imports Dropout for inference only")
-    ctx.reject_used_outputs(1, " (Dropout mask; graphc imports Dropout for inference only)")
-    return ctx.input(0)
+    """The identity, with an all-true mask: inference, or training with ratio 0 (nothing is dropped).
+
+    Random dropping is not imported. (Before opset 7, ``is_test`` defaults to 0, but
+    exporters of that era set it only loosely; as other importers do, graphc treats
+    those Dropouts as inference.)"""
+    x = ctx.input(0)
+    training = ctx.opset >= 12 and ctx.has_input(2) and bool(np.asarray(ctx.const(2, "training_mode")).reshape(-1)[0])
+    if training:
+        ratio = float(np.asarray(ctx.const(1, "ratio")).reshape(-1)[0]) if ctx.has_input(1) else 0.5
+        if ratio != 0:
+            raise ctx.error(f"training_mode=true with ratio {ratio} drops at random: graphc imports Dropout for inference only")
+    if not ctx.output_used(1):
+        return x
+    mask_dtype = np.bool_ if ctx.opset >= 10 else dtypes.to_numpy(x.dtype)  # (a mask of the input's type before opset 10)
+    return x, ctx.constant(np.ones(x.shape, dtype=mask_dtype))

@@ -8,6 +8,8 @@ import numpy as np
 from ... import dtypes
 from ..onnx import NodeContext, converter
 from ._common import Window, norm_axis
+from .conv_pool import average_pool, conv, max_pool, needs_general_pool
+from .normalization import layer_norm_statistics
 
 
 @converter("MatMul")
@@ -39,6 +41,8 @@ def _gemm(ctx: NodeContext):
 @converter("Conv")
 def _conv(ctx: NodeContext):
     x, w = ctx.input(0), ctx.input(1)
+    if x.ndim == 5:
+        return conv(ctx)
     if w.ndim != x.ndim:
         raise ctx.error(f"weight {list(w.shape)} and input {list(x.shape)} ranks differ")
     win = Window(ctx, x, ctx.attr("kernel_shape", None) or w.shape[2:])
@@ -57,7 +61,8 @@ def _conv(ctx: NodeContext):
 @converter("MaxPool")
 def _max_pool(ctx: NodeContext):
     x = ctx.input(0)
-    ctx.reject_used_outputs(1, " (MaxPool indices)")
+    if needs_general_pool(ctx, x, average=False):
+        return max_pool(ctx)
     win = Window(ctx, x, ctx.attr("kernel_shape"))
     lowest = -math.inf if dtypes.is_float(x.dtype) else int(np.iinfo(dtypes.to_numpy(x.dtype)).min)
     y = ctx.op(
@@ -70,9 +75,9 @@ def _max_pool(ctx: NodeContext):
 @converter("AveragePool")
 def _avg_pool(ctx: NodeContext):
     x = ctx.input(0)
+    if needs_general_pool(ctx, x, average=True):
+        return average_pool(ctx)
     win = Window(ctx, x, ctx.attr("kernel_shape"))
-    if any(d != 1 for d in win.dilation):
-        raise ctx.error(f"dilated average pooling (dilations {list(win.dilation)}) is not supported")
     include_pad = bool(ctx.attr("count_include_pad", 0))
     lifted = win.pad_explicitly_if_wide(ctx, win.lift(ctx, x), 0.0 if include_pad else None)
     y = ctx.op(
@@ -97,19 +102,26 @@ def _global_max_pool(ctx: NodeContext):
 
 @converter("BatchNormalization")
 def _batch_norm(ctx: NodeContext):
-    if ctx.opset < 9 and ctx.attr("spatial", 1) != 1:
-        raise ctx.error("spatial=0 batch normalization is not supported")
+    """Inference batch norm. Legacy attributes: ``is_test`` (before opset 7) and ``consumed_inputs``
+    (before opset 6) change nothing for inference; ``spatial=0`` (before opset 9) normalizes per
+    element instead of per channel: the statistics have the shape of one sample."""
     if ctx.opset >= 14 and ctx.attr("training_mode", 0):
         raise ctx.error("training_mode=1: graphc imports BatchNormalization for inference only")
     ctx.reject_used_outputs(1, " (BatchNormalization training statistics)")
-    x = ctx.input(0)
-    return ctx.op("batch_norm", x, ctx.input(1), ctx.input(2), ctx.input(3), ctx.input(4), eps=float(ctx.attr("epsilon")))
+    x, scale, bias, mean, var = (ctx.input(i) for i in range(5))
+    eps = float(ctx.attr("epsilon"))
+    if ctx.opset < 9 and ctx.attr("spatial", 1) == 0:
+        for t, what in ((scale, "scale"), (bias, "B"), (mean, "mean"), (var, "var")):
+            if t.shape != x.shape[1:]:
+                raise ctx.error(f"spatial=0: {what} {list(t.shape)} should have the shape of one sample {list(x.shape[1:])}")
+        inv_std = ctx.op("div", scale, ctx.op("sqrt", ctx.op("add", var, ctx.scalar(eps, var))))
+        return ctx.op("add", ctx.op("mul", ctx.op("sub", x, mean), inv_std), bias)
+    return ctx.op("batch_norm", x, scale, bias, mean, var, eps=eps)
 
 
 @converter("LayerNormalization")
 def _layer_norm(ctx: NodeContext):
     x, scale = ctx.input(0), ctx.input(1)
-    ctx.reject_used_outputs(1, " (LayerNormalization mean / inverse std)")
     axis = norm_axis(ctx, int(ctx.attr("axis")), x.ndim)
     norm_shape = tuple(x.shape[axis:])
     if scale.shape != norm_shape:
@@ -120,7 +132,10 @@ def _layer_norm(ctx: NodeContext):
             bias = ctx.op("broadcast_to", bias, shape=norm_shape)
     else:
         bias = ctx.constant(np.zeros(norm_shape, dtype=dtypes.to_numpy(x.dtype)))
-    return ctx.op("layer_norm", x, scale, bias, axis=axis, eps=float(ctx.attr("epsilon")))
+    y = ctx.op("layer_norm", x, scale, bias, axis=axis, eps=float(ctx.attr("epsilon")))
+    if ctx.output_used(1) or ctx.output_used(2):
+        return (y, *layer_norm_statistics(ctx, x, axis, float(ctx.attr("epsilon"))))
+    return y
 
 
 def _softmax(graphc_op: str):

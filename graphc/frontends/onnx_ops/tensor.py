@@ -26,7 +26,12 @@ def _flatten(ctx: NodeContext):
 @converter("Reshape")
 def _reshape(ctx: NodeContext):
     x = ctx.input(0)
-    target = ctx.ints(1, "shape")
+    if ctx.opset < 5:  # the target shape was an attribute
+        if not ctx.has_attr("shape"):
+            raise ctx.error("needs attribute 'shape' (before opset 5 the target shape is an attribute)")
+        target = [int(d) for d in ctx.attr("shape")]
+    else:
+        target = ctx.ints(1, "shape")
     allowzero = ctx.opset >= 14 and bool(ctx.attr("allowzero", 0))
     shape = []
     for i, d in enumerate(target):
@@ -82,7 +87,10 @@ def _unsqueeze(ctx: NodeContext):
 @converter("Concat")
 def _concat(ctx: NodeContext):
     inputs = [ctx.input(i) for i in range(ctx.num_inputs)]
-    axis = norm_axis(ctx, int(ctx.attr("axis")), inputs[0].ndim)
+    axis = ctx.attr("axis", 1 if ctx.opset < 4 else None)  # optional (default 1) before opset 4
+    if axis is None:
+        raise ctx.error("needs attribute 'axis'")
+    axis = norm_axis(ctx, int(axis), inputs[0].ndim)
     nonempty = [t for t in inputs if t.shape[axis] != 0] or inputs[:1]
     if len(nonempty) == 1:
         return nonempty[0]
@@ -95,7 +103,8 @@ def _split(ctx: NodeContext):
     axis = norm_axis(ctx, int(ctx.attr("axis")), x.ndim)
     size = x.shape[axis]
     n = ctx.num_outputs
-    sections = attr_or_input(ctx, "split", 1, 13)
+    # opset 1 took the sizes as an attribute or a second input; opsets 2-12 as an attribute
+    sections = attr_or_input(ctx, "split", 1, 13) or (ctx.ints(1, "split") if ctx.opset < 2 and ctx.has_input(1) else None)
     if not sections:
         if ctx.opset >= 18 and ctx.has_attr("num_outputs"):
             n = int(ctx.attr("num_outputs"))
@@ -164,7 +173,12 @@ def _expand(ctx: NodeContext):
 @converter("Tile")
 def _tile(ctx: NodeContext):
     x = ctx.input(0)
-    repeats = ctx.ints(1, "repeats")
+    if ctx.opset < 6:  # Tile-1: inputs (input, tiles, axis): repeat `tiles` times along one axis
+        axis = norm_axis(ctx, ctx.ints(2, "axis")[0], x.ndim)
+        repeats = [1] * x.ndim
+        repeats[axis] = ctx.ints(1, "tiles")[0]
+    else:
+        repeats = ctx.ints(1, "repeats")
     if len(repeats) != x.ndim:
         raise ctx.error(f"repeats {repeats} should have one entry per input dim ({x.ndim})")
     return x if all(r == 1 for r in repeats) else ctx.op("tile", x, repeats=tuple(repeats))
@@ -178,7 +192,7 @@ def _pad(ctx: NodeContext):
     if mode not in ("constant", "reflect", "edge"):
         raise ctx.error(f"pad mode {mode!r} is not supported (constant, reflect, edge are)")
     if ctx.opset < 11:
-        pads = [int(p) for p in ctx.attr("pads")]
+        pads = [int(p) for p in ctx.attr("pads" if ctx.opset >= 2 else "paddings")]  # (named paddings in opset 1)
         value = float(ctx.attr("value", 0.0))
     else:
         pads = ctx.ints(1, "pads")
