@@ -393,6 +393,7 @@ class NodeContext:
 def load_model(path_or_model) -> tuple[Any, str, str]:
     """(ModelProto with local functions inlined, where-label for messages, base dir for external data)."""
     model, where, base_dir = _load(path_or_model)
+    _check_text_fields(model.graph, where)
     if model.functions:
         try:
             import onnx.inliner
@@ -435,6 +436,28 @@ def _load(path_or_model) -> tuple[Any, str, str]:
     except Exception as e:
         raise FrontendError(f"{path}: cannot load external tensor data relative to {base_dir} ({type(e).__name__}: {e})") from None
     return model, path, base_dir
+
+
+def _check_text_fields(graph, where: str) -> None:
+    """Names must be text: protobuf hands back bytes for a name that is not valid UTF-8
+    (a corrupted file), which would otherwise surface as a TypeError deep in the importer."""
+    fields = [("graph name", graph.name)]
+    fields += [(f"input {i}", v.name) for i, v in enumerate(graph.input)]
+    fields += [(f"output {i}", v.name) for i, v in enumerate(graph.output)]
+    fields += [(f"initializer {i}", t.name) for i, t in enumerate(graph.initializer)]
+    fields += [(f"value_info {i}", v.name) for i, v in enumerate(graph.value_info)]
+    for i, node in enumerate(graph.node):
+        fields += [(f"node {i} name", node.name), (f"node {i} op type", node.op_type), (f"node {i} domain", node.domain)]
+        fields += [(f"node {i} input", n) for n in node.input] + [(f"node {i} output", n) for n in node.output]
+        for a in node.attribute:
+            fields.append((f"node {i} attribute name", a.name))
+            if a.HasField("g"):
+                _check_text_fields(a.g, where)
+            for g in a.graphs:
+                _check_text_fields(g, where)
+    for what, value in fields:
+        if not isinstance(value, str):
+            raise FrontendError(f"{where}: corrupted ONNX model: the {what} is not valid UTF-8 text ({bytes(value)[:40]!r})")
 
 
 def _parse_bytes(data: bytes, label: str):
