@@ -31,12 +31,14 @@ _LAZY = {
     "runtime": None,
     "passes": None,
     "examples": None,
+    "training": None,
     # frontends
     "from_onnx": "graphc.frontends.onnx",
     "from_torch": "graphc.frontends.torch",
     "SpecializingModel": "graphc.specialize",
     # compiling and running
     "compile": "graphc.compiler",
+    "compile_train": "graphc.training",
     "Target": "graphc.targets",
     "run_graph": "graphc.runtime.interpreter",
     "load": "graphc.runtime",

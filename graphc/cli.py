@@ -4,6 +4,8 @@
     graphc run model.gca --input x=x.npy --bench 100
     graphc inspect model.onnx [--dot] [-O2]
     graphc targets
+    graphc compile model.onnx --train --loss cross_entropy --optimizer adamw:lr=1e-3 -o train.gca
+    graphc train train.gca --data data.npz --steps 500
 
 Every user mistake prints one readable line (`graphc: error: ...`) and exits
 non-zero; `--verbose` adds the traceback.
@@ -20,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .errors import GraphcError, InputError
+from .training import cli as training_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model (.onnx or .gir) into an artifact (.gca)")
     c.add_argument("model", help="model file: .onnx, or graphc IR text .gir")
     c.add_argument("--target", default="x86", help="target to compile for (see `graphc targets`); default x86")
+    c.add_argument("--cpu", help="--target arm: the core to compile for (an LLVM AArch64 CPU name; default cortex-a72)")
+    c.add_argument("--arch", help="--target cuda: the GPU architecture (sm_90 default, sm_80, sm_86, sm_89)")
     c.add_argument("-o", "--output", help="artifact path (default: MODEL with .gca suffix)")
     c.add_argument("-O", "--opt-level", type=int, default=2, choices=[0, 1, 2, 3], help="optimization level (default 2)")
     c.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,..", help="fix a dynamic input shape")
@@ -59,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     c.add_argument("--verify-numerics", action="store_true", help="run the reference interpreter before/after every pass")
     c.add_argument("--time-passes", action="store_true", help="print per-pass times")
+    training_cli.add_compile_arguments(c)
 
     r = sub.add_parser("run", help="run a compiled artifact and print its outputs (and latency)")
     r.add_argument("artifact", help="artifact file (.gca)")
     r.add_argument("--input", action="append", type=_input_arg, default=[], metavar="NAME=FILE.npy", help="input array from a .npy file")
     r.add_argument("--random", action="store_true", help="use random inputs for the ones not given")
     r.add_argument("--bench", type=int, default=0, metavar="N", help="also time N runs and print the median latency")
-    r.add_argument("--device", default="cpu", help="device to run on (cpu, cuda:0)")
+    r.add_argument("--device", default=None, help="device to run on (cpu, cuda:0); default: cuda:0 for --target cuda artifacts, else cpu")
     r.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
 
     i = sub.add_parser("inspect", help="print a model's graphc IR (or an artifact's summary)")
@@ -76,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--input-shape", action="append", type=_shape_arg, default=[], metavar="NAME=D0,D1,..")
 
     sub.add_parser("targets", help="list the compilation targets and what each needs")
+    training_cli.add_train_parser(sub)
     return p
 
 
@@ -95,13 +102,17 @@ def _load_graph(path: str, input_shapes: dict | None):
 
 def cmd_compile(args) -> int:
     from .compiler import compile as compile_model
+    from .targets import resolve
 
     out = args.output or os.path.splitext(args.model)[0] + ".gca"
     t0 = time.perf_counter()
+    target = resolve(args.target, cpu=args.cpu, arch=args.arch)  # before importing: a missing toolchain fails fast
     graph = _load_graph(args.model, dict(args.input_shape) or None)
+    if args.train:
+        return training_cli.compile_train_command(args, graph, out, target)
     compiled = compile_model(
         graph,
-        args.target,
+        target,
         opt_level=args.opt_level,
         verify_numerics=args.verify_numerics,
         print_after=tuple(args.print_after),
@@ -202,7 +213,7 @@ def cmd_targets(args) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "run": cmd_run, "inspect": cmd_inspect, "targets": cmd_targets}
+COMMANDS = {"compile": cmd_compile, "run": cmd_run, "inspect": cmd_inspect, "targets": cmd_targets, "train": training_cli.cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

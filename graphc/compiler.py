@@ -32,7 +32,7 @@ class CompiledModel:
 
         with tempfile.TemporaryDirectory(prefix="graphc-") as tmp:
             lib_path = os.path.join(tmp, "lib.so")
-            self.executable.export_library(lib_path)
+            self.executable.export_library(lib_path, **self.target.export_options())
             with open(lib_path, "rb") as f:
                 lib = f.read()
         g = self.graph
@@ -56,11 +56,13 @@ class CompiledModel:
         write_artifact(path, self.artifact())
         return path
 
-    def session(self, device: str = "cpu"):
+    def session(self, device: str | None = None):
         """Run in this process, straight from the in-memory executable."""
         from .runtime.artifact import TensorSpec
-        from .runtime.session import Session
+        from .runtime.session import Session, session_from_artifact
 
+        if self.target.kind == "cuda":  # in memory the device code is CUDA source; the artifact has nvcc's binaries
+            return session_from_artifact(self.artifact(), device)
         g = self.graph
         return Session(
             self.executable.mod if hasattr(self.executable, "mod") else self.executable,
@@ -133,6 +135,10 @@ def compile(  # noqa: A001 - the product's verb
     graph, report = optimize(
         graph, opt_level, print_after=tuple(print_after), dump_dir=dump_ir, verify_numerics=verify_numerics, log=log
     )
+    if opt_level >= 2:  # constant weights packed into the layouts the target's kernels read
+        from .passes.layout import layout_for_target
+
+        graph = layout_for_target(graph, tgt)
     timings["passes"] = time.perf_counter() - t1
     build = build_relax_module(graph, tgt)
     executable = compile_module(build, tgt)

@@ -1,7 +1,8 @@
 """Canonicalization: one spelling for each computation, so later rules match one form.
 
-* inference dropout disappears; x*1, x+0, x-0, x/1, neg(neg(x)), cast to the same
-  dtype, transposes by the identity and reshapes to the same shape disappear;
+* inference dropout, stop_gradient (autodiff's marker), where(c, x, x), x*1, x+0, x-0,
+  x/1, neg(neg(x)), cast to the same dtype, transposes by the identity and reshapes to
+  the same shape disappear;
 * division by a power-of-two scalar becomes multiplication by its reciprocal (exact;
   other divisors stay divisions), and chains of scalar multiplications merge;
 * scalar scales move out of matmul operands and through transposes/reshapes onto
@@ -65,6 +66,8 @@ def _mul_scalar(b, x, value):
 
 IDENTITIES = [
     Rule("remove_dropout", op("dropout", var("x")), _keep()),
+    Rule("remove_stop_gradient", op("stop_gradient", var("x")), _keep()),  # (differentiate before optimizing)
+    Rule("where_same_branches", op("where", var("c"), var("x"), var("x")), _keep(), _same_type),
     Rule("mul_by_one", op("mul", var("x"), _identity_const(1.0)), _keep(), _same_type),
     Rule("add_zero", op("add", var("x"), _identity_const(0.0)), _keep(), _same_type),
     Rule("sub_zero", op("sub", var("x"), _identity_const(0.0)), _keep(), _same_type),

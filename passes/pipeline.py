@@ -19,6 +19,7 @@ from graphc.ir import Graph
 from graphc.printer import print_graph
 from graphc.verify import verify
 
+from .backward_convs import backward_convs
 from .canonicalize import canonicalize
 from .cse import cse
 from .dce import dce
@@ -49,6 +50,7 @@ PASSES: dict[str, Pass] = {
     "fuse_layer_norm": fuse_layer_norm,
     "fuse_gelu": fuse_gelu,
     "fuse_attention": fuse_attention,
+    "backward_convs": backward_convs,
     "fuse_conv_pool": fuse_conv_pool,
     "fuse_groups": _plain(fuse_groups),
 }
@@ -60,7 +62,7 @@ LEVELS: dict[int, list[str]] = {
     # recognize composite ops first (their canonical forms), then fuse kernels
     2: _CLEANUP
     + ["fold_batch_norm", "fuse_layer_norm", "fuse_gelu", "canonicalize", "fuse_attention", "canonicalize"]
-    + ["fold_constants", "cse", "fuse_conv_pool", "fuse_groups", "dce"],
+    + ["fold_constants", "cse", "backward_convs", "fuse_conv_pool", "fuse_groups", "dce"],
 }
 LEVELS[3] = LEVELS[2]
 

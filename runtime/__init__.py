@@ -7,3 +7,4 @@ from __future__ import annotations
 from .artifact import ArtifactData, TensorSpec, read_artifact, write_artifact  # noqa: F401
 from .interpreter import run_graph  # noqa: F401
 from .session import Session, load  # noqa: F401
+from .train import TrainSession, load_train  # noqa: F401

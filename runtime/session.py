@@ -20,9 +20,11 @@ from graphc.targets import Target, check_loadable
 
 from .artifact import ArtifactData, TensorSpec, read_artifact
 from .signature import bind_inputs
+from .threads import use_physical_cores
 
 
 def _tvm_runtime():
+    use_physical_cores()  # before the first kernel launch sizes TVM's thread pool
     import tvm.runtime  # noqa: F401  (runtime only; never tvm.relax here)
     import tvm.runtime.vm
 
@@ -36,8 +38,25 @@ def parse_device(device: str):
     if kind == "cpu":
         return tvm.cpu(idx)
     if kind == "cuda":
-        return tvm.cuda(idx)
+        from .devices import ensure_cuda_runtime
+
+        ensure_cuda_runtime()
+        dev = tvm.cuda(idx)
+        if not dev.exist:
+            raise InputError(f"device {device!r}: this machine has no such CUDA device (check nvidia-smi and CUDA_VISIBLE_DEVICES)")
+        return dev
     raise InputError(f"unknown device {device!r}; use cpu or cuda:N")
+
+
+def default_device(target: Target) -> str:
+    """Where an artifact runs unless told otherwise: the first GPU for CUDA code, else the CPU."""
+    return "cuda:0" if target.kind == "cuda" else "cpu"
+
+
+def _check_device_kind(target: Target, device: str) -> None:
+    wants = "cuda" if target.kind == "cuda" else "cpu"
+    if device.partition(":")[0] != wants:
+        raise InputError(f"the model was compiled for {target.describe()}, which runs on {wants} devices, not {device!r}")
 
 
 class Session:
@@ -48,8 +67,11 @@ class Session:
     (they do not run in parallel; make one Session per thread for that).
     """
 
-    def __init__(self, executable, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], params: Sequence[np.ndarray], target: Target, device: str = "cpu", meta: dict | None = None):
+    def __init__(self, executable, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], params: Sequence[np.ndarray], target: Target, device: str | None = None, meta: dict | None = None):
         tvm = _tvm_runtime()
+        check_loadable(target)  # e.g. an in-memory ARM build on x86: a clear error, not TVM's
+        device = device or default_device(target)
+        _check_device_kind(target, device)
         self.target = target
         self.inputs = list(inputs)
         self.outputs = list(outputs)
@@ -102,8 +124,10 @@ class Session:
         }
 
 
-def session_from_artifact(art: ArtifactData, device: str = "cpu", source: str = "<memory>") -> Session:
+def session_from_artifact(art: ArtifactData, device: str | None = None, source: str = "<memory>") -> Session:
     tvm = _tvm_runtime()
+    if art.meta.get("kind") == "train":  # (graphc.runtime.train)
+        raise ArtifactError(f"{source}: a train step artifact: load it with graphc.runtime.load_train (or run `graphc train`)")
     target = Target.from_json(art.target)
     check_loadable(target)
     with tempfile.TemporaryDirectory(prefix="graphc-") as tmp:
@@ -117,6 +141,7 @@ def session_from_artifact(art: ArtifactData, device: str = "cpu", source: str = 
     return Session(module, art.inputs, art.outputs, [a for _, a in art.params], target, device, art.meta)
 
 
-def load(path: str, device: str = "cpu") -> Session:
-    """Load an artifact file written by `graphc compile` and return a ready Session."""
+def load(path: str, device: str | None = None) -> Session:
+    """Load an artifact file written by `graphc compile` and return a ready Session (on `device`:
+    "cpu", "cuda:N"; by default cuda:0 for a CUDA artifact, else the CPU)."""
     return session_from_artifact(read_artifact(path), device, source=path)

@@ -51,7 +51,9 @@ def _sinfo(v: Value) -> relax.TensorType:
     return relax.TensorType(list(v.shape), dtypes.to_tvm(v.dtype))
 
 
-def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
+def build_relax_module(graph: Graph, target: Target, func_name: str = "main", kernel_prefix: str = "") -> ModuleBuild:
+    """`graph` as the Relax function `func_name`; a `kernel_prefix` keeps kernel names unique when
+    modules built for several graphs are merged into one (a train step and its eval function)."""
     t0 = time.perf_counter()
     bb = relax.BlockBuilder()
     env: dict[Value, relax.Expr] = {}
@@ -83,7 +85,7 @@ def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
     kernels: dict[tuple, tuple[relax.GlobalVar, KernelInfo]] = {}
     infos: list[KernelInfo] = []
     t_lower = t_sched = 0.0
-    with bb.function("main", input_vars + param_vars):
+    with bb.function(func_name, input_vars + param_vars):
         with bb.dataflow():
             for idx, node in enumerate(graph.nodes):
                 if node.op == "const":
@@ -93,7 +95,7 @@ def build_relax_module(graph: Graph, target: Target) -> ModuleBuild:
                     env[out] = bb.emit(relax.op.reshape(env[node.inputs[0]], list(out.shape)))
                     continue
                 ta = time.perf_counter()
-                name = f"k{len(infos)}_{_ident(node)}"
+                name = f"{kernel_prefix}k{len(infos)}_{_ident(node)}"
                 template = template_kernel(node, target)
                 if template is not None:
                     func, note = template
@@ -168,4 +170,10 @@ def compile_module(build: ModuleBuild, target: Target):
     except Exception as e:
         raise CompileError(f"TVM failed to build the module for {target.describe()}: {type(e).__name__}: {str(e)[:2000]}") from e
     build.seconds["tvm_build"] = time.perf_counter() - t0
+    if target.kind == "cuda":  # nvcc now: its errors belong to compiling (export reuses the fatbins)
+        from .cuda_build import compile_device_code
+
+        t1 = time.perf_counter()
+        compile_device_code(ex.mod, target.arch)
+        build.seconds["nvcc"] = time.perf_counter() - t1
     return ex

@@ -20,7 +20,7 @@ from ._grad import constant, ones_like, scalar, zeros_like
 from ._lazy import expr_dtype, te, tir
 from ._lazy import ops as O
 from .math import is_nan
-from .reduce import _extremum, _reduced_shape, _te_reduce
+from .reduce import _extremum, _reduced_shape, extremum_reduce
 from .registry import INJECTIVE, OPAQUE, REDUCE, Sample, defop, norm_axis, rand
 from .scan import product_reducer
 from .shape import _wrap_index
@@ -505,7 +505,7 @@ def _arg_lower(is_max: bool):
         def value(index):  # bf16 compares in float32, exactly (TVM lacks bf16 isnan)
             return tir.Cast("float32", x[index]) if str(x.dtype) == "bfloat16" else x[index]
 
-        best = _te_reduce(shape, (a,), True, value, _extremum(is_max), "arg_best")
+        best = extremum_reduce(shape, (a,), True, value, is_max, "arg_best")
 
         def position(*i):
             k = te.reduce_axis((0, n), name="k")

@@ -372,9 +372,12 @@ def _shift_ref(left: bool):
 def _shift_lower(left: bool):
     def shift(x, y):
         bits = _bits(dtypes.from_tvm(expr_dtype(x)))
-        in_range = y < _c(bits, y)
-        if not dtypes.is_unsigned(dtypes.from_tvm(expr_dtype(y))):
-            in_range = tir.And(y >= _c(0, y), in_range)
+        if dtypes.is_unsigned(dtypes.from_tvm(expr_dtype(y))):
+            # compared as int64: TVM's simplifier turns an unsigned `y < bits` into a
+            # subtraction that underflows and aborts the CUDA build
+            in_range = tir.Cast("int64", y) < tir.const(bits, "int64")
+        else:
+            in_range = tir.And(y >= _c(0, y), y < _c(bits, y))
         amount = tir.Select(in_range, y, _c(0, y))  # LLVM shifts by >= the width are poison
         shifted = tir.shift_left(x, amount) if left else tir.shift_right(x, amount)
         signed = not dtypes.is_unsigned(dtypes.from_tvm(expr_dtype(x)))

@@ -59,10 +59,12 @@ def _te_reduce(shape, axes: tuple[int, ...], keepdims: bool, body, combine, name
 
 
 def _extremum(is_max: bool):
-    """A max (or min) reducer that propagates NaN (as numpy does) and starts from -inf (+inf).
+    """A max (or min) comm_reducer that propagates NaN (as numpy does) and starts from -inf (+inf).
 
     te.max/te.min lower to LLVM maxnum/minnum, which drop NaNs, and start from the
-    lowest finite float: the max of an all -inf row would come out as -3.4e38.
+    lowest finite float: the max of an all -inf row would come out as -3.4e38. TVM does
+    not recognize this combiner (no rfactor, no GPU cross-thread reduction): axis
+    reductions use `extremum_reduce`; this serves the scatter reductions.
     """
 
     def combine(acc, v):
@@ -76,6 +78,48 @@ def _extremum(is_max: bool):
         return tir.min_value(dtype) if is_max else tir.max_value(dtype)
 
     return te.comm_reducer(combine, identity, name="max" if is_max else "min")
+
+
+def _key_dtype(dtype: str) -> tuple[str, str]:
+    """(float dtype the key is taken in, its same-width int dtype): 16-bit floats widen to float32 exactly."""
+    return ("float64", "int64") if dtype == "float64" else ("float32", "int32")
+
+
+def _order_key(v, is_max: bool):
+    """A signed int whose order is v's float order: the sign-magnitude bits with the magnitude
+    flipped for negatives (-inf < finite < +inf), and NaN mapped past everything (the top for
+    max, the bottom for min) so it wins."""
+    fdt, idt = _key_dtype(expr_dtype(v))
+    bits = tir.reinterpret(idt, tir.Cast(fdt, v) if expr_dtype(v) != fdt else v)
+    width = 64 if idt == "int64" else 32
+    magnitude = tir.const((1 << (width - 1)) - 1, idt)
+    key = tir.bitwise_xor(bits, tir.bitwise_and(tir.shift_right(bits, tir.const(width - 1, idt)), magnitude))
+    return tir.Select(isnan(v), tir.max_value(idt) if is_max else tir.min_value(idt), key)
+
+
+def _from_key(k, dtype: str, is_max: bool):
+    """Inverse of `_order_key`; the reduction's identity (no element) gives -inf for max, +inf for min."""
+    fdt, idt = _key_dtype(dtype)
+    width = 64 if idt == "int64" else 32
+    magnitude = tir.const((1 << (width - 1)) - 1, idt)
+    bits = tir.bitwise_xor(k, tir.bitwise_and(tir.shift_right(k, tir.const(width - 1, idt)), magnitude))
+    empty = tir.min_value(idt) if is_max else tir.max_value(idt)
+    value = tir.Select(k == empty, tir.const(float("-inf") if is_max else float("inf"), fdt), tir.reinterpret(fdt, bits))
+    return value if dtype == fdt else tir.Cast(dtype, value)
+
+
+def extremum_reduce(shape, axes: tuple[int, ...], keepdims: bool, body, is_max: bool, name: str):
+    """max (or min) over `axes` with numpy's semantics (NaN propagates; an all -inf row gives
+    -inf) as a *standard* integer max/min reduction of order-preserving keys, then one
+    elementwise stage decoding them. TVM recognizes te.max/te.min, so the reduction can be
+    rfactored and split across GPU threads (a Select-based NaN-aware combiner cannot),
+    and the result is bit-exact (no float arithmetic on the values)."""
+    dtype = expr_dtype(body(tuple(0 for _ in shape)))
+    reducer = te.max if is_max else te.min
+    if "float" not in dtype:
+        return _te_reduce(shape, axes, keepdims, body, reducer, name)
+    keys = _te_reduce(shape, axes, keepdims, lambda i: _order_key(body(i), is_max), reducer, f"{name}_key")
+    return te.compute(keys.shape, lambda *i: _from_key(keys[i], dtype, is_max), name=name)
 
 
 def _keep(t, x_shape, axes: tuple[int, ...], keepdims: bool):
@@ -127,6 +171,14 @@ def _lower_reduction(reducer, name: str):
 
 
 _sum_te = _lower_reduction(lambda: te.sum, "sum")
+
+
+def _lower_extremum(is_max: bool):
+    def lower(x, axes, keepdims):
+        shape = te_shape(x)
+        return extremum_reduce(shape, norm_axes(axes, len(shape)), keepdims, lambda i: x[i], is_max, "max" if is_max else "min")
+
+    return lower
 
 
 def _count(shape, axes) -> int:
@@ -181,7 +233,16 @@ def _reduce_samples(ints: bool):
 def _extremum_samples(rng):
     tied = rand(rng, 4, 6)
     tied[:, 1] = tied.max(axis=1)  # two-way ties: finite differences give half the cotangent to each
-    return _reduce_samples(ints=True)(rng) + [Sample((tied,), {"axes": (1,)}, note="ties")]
+    special = rand(rng, 4, 70)  # long rows: the GPU splits them across threads
+    special[0, 5] = np.nan
+    special[1, :] = -np.inf
+    special[2, 3] = np.inf
+    special[3, 60] = -0.0
+    return _reduce_samples(ints=True)(rng) + [
+        Sample((tied,), {"axes": (1,)}, note="ties"),
+        Sample((special,), {"axes": (1,)}, note="nan, all -inf, inf rows", no_grad_check=(0,)),
+        Sample((special.astype(np.float16),), {"axes": (0,)}, note="float16 nan inf", no_grad_check=(0,)),
+    ]
 
 
 _REDUCE_ATTRS = {"axes": None, "keepdims": False}
@@ -212,7 +273,7 @@ max = defop(  # noqa: A001
     "max",
     infer=_reduce_infer("numeric"),
     ref=lambda x, axes, keepdims: _np_reduce(np.max, x, axes, keepdims),
-    lower=_lower_reduction(lambda: _extremum(True), "max"),
+    lower=_lower_extremum(True),
     grad=_extremum_grad,
     fusion=REDUCE,
     attrs=dict(_REDUCE_ATTRS),
@@ -223,7 +284,7 @@ min = defop(  # noqa: A001
     "min",
     infer=_reduce_infer("numeric"),
     ref=lambda x, axes, keepdims: _np_reduce(np.min, x, axes, keepdims),
-    lower=_lower_reduction(lambda: _extremum(False), "min"),
+    lower=_lower_extremum(False),
     grad=_extremum_grad,
     fusion=REDUCE,
     attrs=dict(_REDUCE_ATTRS),
@@ -316,7 +377,7 @@ def _softmax_stages(x, axis):
     """(shape, axes, max over axis, sum of exp(x - max) over axis) as TE stages."""
     shape = te_shape(x)
     axes = (norm_axis(axis, len(shape)),)
-    m = _te_reduce(shape, axes, False, lambda i: x[i], _extremum(True), "max")
+    m = extremum_reduce(shape, axes, False, lambda i: x[i], True, "max")
     s = _te_reduce(shape, axes, False, lambda i: fast_exp(x[i] - m[_drop(i, axes)]), te.sum, "sum_exp")
     return shape, axes, m, s
 

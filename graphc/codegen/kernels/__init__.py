@@ -39,7 +39,7 @@ def _attention_form(node: Node):
 
 def template_kernel(node: Node, target: Target):
     """(PrimFunc, note) for a fused node a template handles, else None."""
-    if node.op != "fused" or node.kind != "attention" or target.kind != "x86":
+    if node.op != "fused" or node.kind != "attention" or target.kind not in ("x86", "arm"):
         return None
     sdpa = _attention_form(node)
     if sdpa is None:

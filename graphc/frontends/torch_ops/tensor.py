@@ -127,8 +127,13 @@ def _flip(ctx: AtenContext, x, dims):
 
 
 @aten("embedding.default")
-def _embedding(ctx: AtenContext, weight, indices, *_):
-    return ctx.op("gather", weight, indices, axis=0)  # padding_idx only matters for training
+def _embedding(ctx: AtenContext, weight, indices, padding_idx=-1, *_):
+    out = ctx.op("gather", weight, indices, axis=0)
+    if padding_idx < 0:
+        return out
+    # nn.Embedding's padding row gets no gradient; the value is the same (canonicalize drops this again)
+    is_pad = ctx.op("unsqueeze", ctx.op("equal", indices, ctx.constant(padding_idx, indices.dtype)), axes=(indices.ndim,))
+    return ctx.op("where", is_pad, ctx.op("stop_gradient", out), out)
 
 
 @aten("index_select.default")
