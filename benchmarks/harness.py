@@ -31,22 +31,74 @@ def machine() -> dict:
     return {"cpu": cpu, "threads": available_threads(), "python": platform.python_version(), "machine": platform.machine()}
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3, inner: int = 1) -> dict[str, dict]:
-    """Median / min / p90 milliseconds per call of each function, timed in interleaved rounds."""
-    for fn in fns.values():
-        for _ in range(warmup):
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    rounds: int = 30,
+    warmup: int = 3,
+    inner: int = 1,
+    max_rounds: dict[str, int] | None = None,
+    self_timed: bool = False,
+    gap_s: float = 0.0,
+) -> dict[str, dict]:
+    """Median / min / p90 milliseconds per call of each function, timed in interleaved rounds.
+
+    `max_rounds` caps the rounds (and warm-up calls) of slow systems: they take part in the first
+    rounds only, so they are still interleaved with the others without dominating the run time.
+    `self_timed`: each function returns its own time in ms (e.g. measured in a worker process).
+    `gap_s`: an untimed pause before each call, so that the previous system's thread pool has
+    stopped spinning (OpenMP and ONNX Runtime workers busy-wait after a parallel region)."""
+    caps = {k: min(rounds, (max_rounds or {}).get(k, rounds)) for k in fns}
+    for name, fn in fns.items():
+        for _ in range(min(warmup, caps[name])):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
+    for r in range(rounds):
         for name, fn in fns.items():
+            if r >= caps[name]:
+                continue
+            if gap_s:
+                time.sleep(gap_s)
             t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            samples[name].append((time.perf_counter() - t0) * 1e3 / inner)
+            own = sum(fn() for _ in range(inner)) if self_timed else [fn() for _ in range(inner)]
+            elapsed = own if self_timed else (time.perf_counter() - t0) * 1e3
+            samples[name].append(elapsed / inner)
     return {
-        k: {"median_ms": statistics.median(v), "min_ms": min(v), "p90_ms": float(np.percentile(v, 90)), "rounds": rounds}
+        k: {"median_ms": statistics.median(v), "min_ms": min(v), "p90_ms": float(np.percentile(v, 90)), "rounds": len(v)}
         for k, v in samples.items()
     }
+
+
+class PeakRss:
+    """Peak resident memory growth of this process over a `with` block, in MB (sampled every
+    millisecond on a thread: allocations freed before the block ends still count)."""
+
+    def __init__(self, interval_s: float = 0.001):
+        self.interval_s = interval_s
+        self.delta_mb = 0.0
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self._base = self._peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._proc.memory_info().rss)
+            self._stop.wait(self.interval_s)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._proc.memory_info().rss)
+        self.delta_mb = (self._peak - self._base) / 2**20
+        return False
 
 
 def write_json(name: str, payload: dict, directory: str | None = None) -> str:

@@ -6,6 +6,8 @@
     graphc targets
     graphc compile model.onnx --train --loss cross_entropy --optimizer adamw:lr=1e-3 -o train.gca
     graphc train train.gca --data data.npz --steps 500
+    graphc tune bert --target x86 --trials 256 [--db DIR]
+    graphc bench bert [--rounds 20]
 
 Every user mistake prints one readable line (`graphc: error: ...`) and exits
 non-zero; `--verbose` adds the traceback.
@@ -20,9 +22,10 @@ import traceback
 
 import numpy as np
 
-from . import __version__
+from . import __version__, remote_cli
 from .errors import GraphcError, InputError
 from .training import cli as training_cli
+from .tuning import cli as tuning_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR")
     c.add_argument("--verify-numerics", action="store_true", help="run the reference interpreter before/after every pass")
     c.add_argument("--time-passes", action="store_true", help="print per-pass times")
+    c.add_argument("--tuning-db", metavar="DIR", help="use this tuning database (default: the target's, from `graphc tune`, if any)")
+    c.add_argument("--no-tuning", action="store_true", help="ignore tuning databases: graphc's default schedules only")
     training_cli.add_compile_arguments(c)
 
     r = sub.add_parser("run", help="run a compiled artifact and print its outputs (and latency)")
@@ -73,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bench", type=int, default=0, metavar="N", help="also time N runs and print the median latency")
     r.add_argument("--device", default=None, help="device to run on (cpu, cuda:0); default: cuda:0 for --target cuda artifacts, else cpu")
     r.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
+    r.add_argument("--rpc", metavar="HOST:PORT", help="run (and --bench) on a remote device through this TVM RPC tracker")
+    r.add_argument("--key", help="with --rpc: the device key registered with the tracker")
 
     i = sub.add_parser("inspect", help="print a model's graphc IR (or an artifact's summary)")
     i.add_argument("model", help=".onnx, .gir or .gca file")
@@ -83,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("targets", help="list the compilation targets and what each needs")
     training_cli.add_train_parser(sub)
+    tuning_cli.add_parsers(sub)  # graphc tune, graphc bench
+    remote_cli.add_rpc_options(sub.choices["bench"])  # graphc bench --rpc HOST:PORT --key KEY
+    remote_cli.add_rpc_options(sub.choices["tune"], target=False)  # graphc tune --rpc HOST:PORT --key KEY
     return p
 
 
@@ -117,6 +127,7 @@ def cmd_compile(args) -> int:
         verify_numerics=args.verify_numerics,
         print_after=tuple(args.print_after),
         dump_ir=args.dump_ir,
+        tuning=False if args.no_tuning else args.tuning_db,
     )
     compiled.save(out)
     if args.time_passes and compiled.pipeline_report is not None:
@@ -142,7 +153,14 @@ def _random_input(spec, rng):
 def cmd_run(args) -> int:
     from .runtime import load
 
-    sess = load(args.artifact, device=args.device)
+    if bool(args.rpc) != bool(args.key):
+        raise InputError("--rpc HOST:PORT and --key KEY go together (the tracker, and the device key registered with it)")
+    if args.rpc:
+        from .remote import connect
+
+        sess = connect(args.artifact, args.rpc, args.key, device=args.device)
+    else:
+        sess = load(args.artifact, device=args.device)
     given = {}
     for name, path in args.input:
         if name not in sess.input_names:
@@ -214,6 +232,7 @@ def cmd_targets(args) -> int:
 
 
 COMMANDS = {"compile": cmd_compile, "run": cmd_run, "inspect": cmd_inspect, "targets": cmd_targets, "train": training_cli.cmd_train}
+COMMANDS.update({"tune": tuning_cli.cmd_tune, "bench": remote_cli.bench_or_remote(tuning_cli.cmd_bench)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,8 +121,12 @@ def compile(  # noqa: A001 - the product's verb
     print_after: tuple[str, ...] = (),
     dump_ir: str | None = None,
     log=print,
+    tuning: "str | bool | None" = None,
 ) -> CompiledModel:
-    """Compile a model for a target. See `graphc compile --help` for the options."""
+    """Compile a model for a target. See `graphc compile --help` for the options.
+
+    `tuning`: None uses the target's default tuning database when one exists (`graphc tune`),
+    a path uses that database, False uses graphc's schedule rules only."""
     from .codegen.module import build_relax_module, compile_module
     from .passes.pipeline import optimize
 
@@ -140,7 +144,10 @@ def compile(  # noqa: A001 - the product's verb
 
         graph = layout_for_target(graph, tgt)
     timings["passes"] = time.perf_counter() - t1
-    build = build_relax_module(graph, tgt)
+    from .tuning.database import open_database
+
+    tuning_db = open_database(tuning, tgt) if tgt.kind != "cuda" else None  # MetaSchedule tuning: CPU targets
+    build = build_relax_module(graph, tgt, tuned=tuning_db.lookup if tuning_db is not None else None)
     executable = compile_module(build, tgt)
     timings.update({f"codegen_{k}": v for k, v in build.seconds.items()})
     timings["total"] = time.perf_counter() - t0

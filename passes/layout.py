@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.codegen.tiles import conv_panel, pick_panel
+from graphc.codegen.tiles import conv_gemm_panel, conv_panel, pick_panel
 from graphc.ir import Graph, Node, TensorType, Value
+from graphc.ops.packed import conv_as_gemm
 from graphc.ops.registry import get_op
 from graphc.verify import verify
 
@@ -56,7 +57,12 @@ def _plan(node: Node, x: TensorType, w: np.ndarray, lanes: int, bits: int) -> Pa
     if node.op == "conv2d" and node.attrs["groups"] == 1:
         o = w.shape[0]
         attrs = {k: node.attrs[k] for k in ("stride", "pad", "dilation")}
-        return Packing("conv2d_packed", _pack(w, conv_panel(o, lanes)), {"out_channels": o, **attrs})
+        pixels = int(np.prod(node.outputs[0].shape[2:]))
+        if conv_as_gemm(w.shape[2:], attrs["stride"], attrs["pad"], pixels):  # panels of the GEMM tile's rows
+            panel = conv_gemm_panel(pixels, lanes, bits)
+        else:  # panels of output-channel vectors
+            panel = conv_panel(o, lanes)
+        return Packing("conv2d_packed", _pack(w, panel), {"out_channels": o, **attrs})
     return None
 
 

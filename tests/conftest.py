@@ -1,12 +1,18 @@
 """Shared fixtures: the host target, compile-and-run helpers, and the IR round-trip check."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
 import graphc
 from graphc.printer import parse_graph, print_graph
 from graphc.verify import verify
+
+# compiles in tests use graphc's default schedules, not whatever `graphc tune` left in the user's cache
+os.environ.setdefault("GRAPHC_TUNING_DIR", tempfile.mkdtemp(prefix="graphc-test-tuning-"))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,24 @@ _CACHE: dict[str, bytes] = {}  # sha256(arch + source) -> fatbin, for this proce
 _LOCK = threading.Lock()
 
 
+def relax_pipeline():
+    """relax.build's pipeline for graphc's CUDA modules: TVM's generic one plus DLight's fallback for
+    the few PrimFuncs TVM itself legalizes (reshapes it does not turn into views). Not TVM's CUDA
+    default: that one re-fuses graphc's already-fused, already-scheduled kernels (FuseOps/FuseTIR),
+    which breaks on kernels that read one buffer through two views."""
+    import tvm
+    from tvm import relax
+    from tvm.s_tir import dlight as dl
+
+    return tvm.transform.Sequential(
+        [
+            relax.transform.LegalizeOps(),
+            dl.ApplyDefaultSchedule(dl.gpu.Fallback()),  # skips kernels marked tirx.is_scheduled
+            relax.pipeline.default_build_pipeline(),
+        ]
+    )
+
+
 def cuda_sources(module) -> list[str]:
     """The CUDA source of every CUDA module in a TVM runtime module's import tree."""
     out, stack, seen = [], [module], set()
@@ -88,7 +106,10 @@ def compile_fatbin(source: str, arch: str) -> bytes:
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             log = (res.stdout + res.stderr).strip()
-            m = re.search(r"kernels\.cu\((\d+)\)", log)
+            # the errors, not the warnings that precede them
+            errors = [ln for ln in log.splitlines() if " error" in ln or ln.startswith("error")]
+            log = "\n".join(errors) if errors else log
+            m = re.search(r"kernels\.cu\((\d+)\): (?:catastrophic )?error", log) or re.search(r"kernels\.cu\((\d+)\)", log)
             where = f" in kernel {_kernel_at(source, int(m.group(1)))}" if m else ""
             raise CompileError(f"nvcc failed to compile the generated CUDA code{where} for {arch}:\n{log[:3000]}")
         with open(out, "rb") as f:

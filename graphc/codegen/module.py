@@ -51,9 +51,13 @@ def _sinfo(v: Value) -> relax.TensorType:
     return relax.TensorType(list(v.shape), dtypes.to_tvm(v.dtype))
 
 
-def build_relax_module(graph: Graph, target: Target, func_name: str = "main", kernel_prefix: str = "") -> ModuleBuild:
+def build_relax_module(
+    graph: Graph, target: Target, func_name: str = "main", kernel_prefix: str = "", tuned=None
+) -> ModuleBuild:
     """`graph` as the Relax function `func_name`; a `kernel_prefix` keeps kernel names unique when
-    modules built for several graphs are merged into one (a train step and its eval function)."""
+    modules built for several graphs are merged into one (a train step and its eval function).
+    `tuned(unscheduled PrimFunc) -> (scheduled PrimFunc, note) | None` supplies tuned schedules
+    (graphc.tuning: a tuning database's record, used where it measured faster than the rule's)."""
     t0 = time.perf_counter()
     bb = relax.BlockBuilder()
     env: dict[Value, relax.Expr] = {}
@@ -106,7 +110,11 @@ def build_relax_module(graph: Graph, target: Target, func_name: str = "main", ke
                 else:
                     kernel = lower_kernel(node, name)
                     tb = time.perf_counter()
-                    func, notes = schedule_kernel(kernel, target)
+                    hit_tuned = tuned(kernel.func) if tuned is not None else None
+                    if hit_tuned is not None:
+                        func, notes = hit_tuned[0].with_attr("global_symbol", name), [hit_tuned[1]]
+                    else:
+                        func, notes = schedule_kernel(kernel, target)
                 t_lower += tb - ta
                 t_sched += time.perf_counter() - tb
                 key = (tvm_ffi.structural_hash(func.without_attr("global_symbol")),)
@@ -166,7 +174,12 @@ def compile_module(build: ModuleBuild, target: Target):
     """Relax module -> VM executable (LLVM codegen happens here)."""
     t0 = time.perf_counter()
     try:
-        ex = relax.build(build.mod, target.tvm_target())
+        options = {}
+        if target.kind == "cuda":  # graphc's kernels are fused and scheduled already: no TVM re-fusion
+            from .cuda_build import relax_pipeline
+
+            options["relax_pipeline"] = relax_pipeline()
+        ex = relax.build(build.mod, target.tvm_target(), **options)
     except Exception as e:
         raise CompileError(f"TVM failed to build the module for {target.describe()}: {type(e).__name__}: {str(e)[:2000]}") from e
     build.seconds["tvm_build"] = time.perf_counter() - t0

@@ -60,6 +60,33 @@ def pick_panel(m: int, n: int, lanes: int, vector_bits: int) -> int:
     return best[1] * lanes
 
 
+def column_vectors(n: int, lanes: int) -> tuple[int, int]:
+    """(vector lanes, vectors per tile row) for n output columns read from an unpacked operand
+    (a matmul's right operand, a 1x1 conv's pixels): the widest lanes that divide n, then 3, 4
+    or 2 such vectors when they divide too. Lanes 1: no vector width divides n."""
+    if n <= lanes:
+        return n, 1  # e.g. N=10 classes: one short vector per row
+    vl = next((v for v in lane_candidates(lanes) if n % v == 0), 1)
+    nv = next((k for k in (3, 4, 2) if (n // vl) % k == 0), 1)
+    return vl, nv
+
+
+def lane_candidates(lanes: int) -> list[int]:
+    """Vector widths to try, widest first: lanes, lanes/2, ... 2."""
+    out = []
+    while lanes >= 2:
+        out.append(lanes)
+        lanes //= 2
+    return out
+
+
+def conv_gemm_panel(out_pixels: int, lanes: int, vector_bits: int) -> int:
+    """Output channels per weight panel of a 1x1 conv computed as a GEMM (rows: channels,
+    columns: pixels): the register tile's row count, so each tile reads one panel."""
+    _, nv = column_vectors(out_pixels, lanes)
+    return max_rows(nv, vector_bits)
+
+
 # convolution tiles (graphc.codegen.schedule.cpu_conv has the measurements behind them)
 CONV_TILE_COLUMNS = 8
 CONV_PANEL_VECTORS = 2

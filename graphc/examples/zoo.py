@@ -68,9 +68,20 @@ def build(name: str):
 
 def reference(module, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """PyTorch eager outputs, flattened in torch.export's (and so the ONNX export's) order."""
-    from . import hf_models
+    import torch
+    import torch.utils._pytree as pytree
 
-    return hf_models.reference(module, inputs)
+    with torch.no_grad():
+        out = module(*torch_args(inputs))
+    return [t.numpy() for t in pytree.tree_leaves(out)]
+
+
+def torch_args(inputs: dict[str, np.ndarray]) -> list:
+    """The inputs as positional torch tensors: every built-in model's inputs are its first forward
+    arguments, in order (the seed models are nn.Sequential, which takes no keywords)."""
+    import torch
+
+    return [torch.from_numpy(v) for v in inputs.values()]
 
 
 def cache_dir() -> str:
@@ -107,17 +118,31 @@ def onnx_file(name: str, directory: str | None = None) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}-{_export_key(name)}.onnx")
     if not os.path.exists(path):
-        module, inputs = build(name)
-        tmp = f"{path}.{os.getpid()}.tmp.onnx"  # then renamed: a concurrent or interrupted export never leaves half a file
+        _export(name, path)
+    return path
+
+
+def _export(name: str, path: str) -> None:
+    """Export into a scratch directory, then write one self-contained file (all under 2 GB) and rename
+    it into place: a concurrent or interrupted export never leaves half a model, and no side-car
+    weight file ends up named after a scratch path."""
+    import tempfile
+
+    import onnx
+
+    module, inputs = build(name)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path), prefix=f".{name}-export-") as scratch:
+        exported = os.path.join(scratch, "model.onnx")
         if name in ("mlp", "cnn", "attention"):
             import torch
 
             from .export import torch_onnx_export
 
-            torch_onnx_export(module, tmp, args=(torch.from_numpy(inputs["x"]),), input_names=["x"])
+            torch_onnx_export(module, exported, args=(torch.from_numpy(inputs["x"]),), input_names=["x"])
         else:
             from .hf_models import export_onnx
 
-            export_onnx(module, inputs, tmp)
-        os.replace(tmp, path)
-    return path
+            export_onnx(module, inputs, exported)
+        single = os.path.join(scratch, "single.onnx")
+        onnx.save(onnx.load(exported), single)  # onnx.load pulls in the external weights
+        os.replace(single, path)

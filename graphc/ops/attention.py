@@ -167,10 +167,13 @@ def _sdpa_grad(g, q, k, v, *mask, out, scale, causal, softcap):
         p = O.softmax(s, axis=-1)
     dv = O.matmul(_swap_last(p), g)
     dp = O.matmul(g, _swap_last(v))
-    ds = p * (dp - O.sum(dp * p, axes=(-1,), keepdims=True)) * sc  # softmax backward, times d(score) / d(q . k)
+    dlogits = p * (dp - O.sum(dp * p, axes=(-1,), keepdims=True))  # softmax backward
+    ds = dlogits * sc  # times d(score) / d(q . k)
     dq = O.matmul(ds, k)
     dk = O.matmul(_swap_last(ds), q)
     grads = (unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape))
+    if mask and mask[0].dtype != "bool":  # an additive float mask (a learned bias, ALiBi...) is a logit term
+        return grads + (unbroadcast(dlogits, mask[0].shape),)
     return grads + (None,) * len(mask)
 
 

@@ -11,7 +11,7 @@ from ._grad import scalar, unbroadcast
 from ._lazy import expr_dtype, te, tir, topi
 from ._lazy import ops as O
 from .registry import ELEMWISE, Sample, broadcast_shapes, defop, rand
-from .te_util import fast_exp, isnan, read_broadcast
+from .te_util import fast_erf, fast_exp, fast_tanh, isnan, read_broadcast
 
 # ---------------------------------------------------------------------------------------
 # inference helpers
@@ -155,8 +155,8 @@ def _gelu_scalar(v, approximate):
     half, one = _c(0.5, v), _c(1.0, v)
     if approximate == "tanh":
         inner = _c(_SQRT_2_PI, v) * (v + _c(0.044715, v) * v * v * v)
-        return half * v * (one + tir.tanh(inner))
-    return half * v * (one + tir.erf(v * _c(_SQRT1_2, v)))
+        return half * v * (one + fast_tanh(inner))
+    return half * v * (one + fast_erf(v * _c(_SQRT1_2, v)))
 
 
 def _gelu_grad(g, x, out, approximate):
@@ -212,7 +212,7 @@ tanh = defop(
     "tanh",
     infer=_float_unary,
     ref=np.tanh,
-    lower=lambda x: topi.tanh(x),
+    lower=_elementwise(fast_tanh),
     grad=lambda g, x, out: (g * (1.0 - out * out),),
     fusion=ELEMWISE,
     samples=_unary_samples(-4, 4),
@@ -292,7 +292,7 @@ erf = defop(
     "erf",
     infer=_float_unary,
     ref=_np_erf,
-    lower=_elementwise(lambda v: tir.erf(v)),
+    lower=_elementwise(fast_erf),
     grad=lambda g, x, out: (g * O.exp(O.neg(x * x)) * (2.0 / math.sqrt(math.pi)),),
     fusion=ELEMWISE,
     samples=_unary_samples(-3, 3),

@@ -81,20 +81,16 @@ def _pack_grad(g, w, out, panel):
     return (unpack(g, w.shape[0]),)
 
 
-pack_panels = defop(
-    "pack_panels",
-    infer=_pack_infer,
-    ref=pack_ref,
-    lower=_pack_lower,
-    grad=_pack_grad,
-    fusion=INJECTIVE,
-    attrs={"panel": REQUIRED},
-    samples=lambda rng: [
+def _pack_samples(rng):
+    return [
         Sample((rand(rng, 8, 5),), {"panel": 4}, note="exact panels"),
         Sample((rand(rng, 10, 3, 2, 2),), {"panel": 4}, note="conv weight, last panel padded"),
         Sample((rand(rng, 3, 7),), {"panel": 16}, note="one padded panel"),
-    ],
-)
+    ]
+
+
+pack_panels = defop("pack_panels", infer=_pack_infer, ref=pack_ref, lower=_pack_lower, grad=_pack_grad, fusion=INJECTIVE,
+                    attrs={"panel": REQUIRED}, samples=_pack_samples)
 
 # ---------------------------------------------------------------------------------------
 # linear_packed
@@ -181,13 +177,41 @@ def _conv2d_packed_infer(x: TensorType, wp: TensorType, out_channels, stride, pa
     return _conv2d_infer(x, _conv_weight_type(wp, out_channels), stride, pad, dilation, 1)
 
 
+# a 1x1 convolution is computed as a GEMM over output pixels when their count is a
+# multiple of the widest CPU vector (16 f32 lanes, AVX-512): every tile row is then whole vectors
+GEMM_PIXEL_MULTIPLE = 16
+
+
+def conv_as_gemm(kernel: tuple[int, int], stride, pad, out_pixels: int) -> bool:
+    """Whether conv2d_packed computes this conv as ``out[n, o, p] = sum_c w[o, c] * x[n, c, p]``
+    over the flattened pixels p: 1x1 taps, stride 1, no padding, and whole vectors of pixels."""
+    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pad) and out_pixels % GEMM_PIXEL_MULTIPLE == 0
+
+
+def _conv1x1_gemm(x, wp, out_channels):
+    """The 1x1 case as a GEMM: rows are output channels (one weight scalar broadcast per row
+    and reduction step, contiguous in the packed panel), columns the flattened output pixels
+    (contiguous input and output vectors in NCHW); the crop restores [n, o, h, w]."""
+    n, cin, h, w = te_shape(x)
+    ob, _, _, _, panel = te_shape(wp)
+    rc = te.reduce_axis((0, cin), name="rc")
+
+    def element(b, o, p):
+        return te.sum(x[b, rc, p // w, p % w] * wp[o // panel, rc, 0, 0, o % panel], axis=rc)
+
+    full = te.compute((n, ob * panel, h * w), element, name="conv2d_packed", attrs={W.RULE: "conv2d_packed"})
+    return te.compute((n, out_channels, h, w), lambda b, o, i, j: full[b, o, i * w + j], name="crop")
+
+
 def _conv2d_packed_lower(x, wp, out_channels, stride, pad, dilation):
     """Direct convolution over all ob * panel channels (padding channels read zero weights),
     cropped to out_channels; the loop nest (n, o, h, w, rc, rh, rw) is what the x86
-    conv2d_packed rule expects."""
+    conv2d_packed rule expects. 1x1 convs over whole vectors of pixels: `_conv1x1_gemm`."""
     n = te_shape(x)[0]
     ob, cin, kh, kw, panel = te_shape(wp)
     ah, aw = W.window(te_shape(x)[2:], (kh, kw), stride, pad, dilation)
+    if conv_as_gemm((kh, kw), stride, pad, ah.out * aw.out):
+        return _conv1x1_gemm(x, wp, out_channels)
     xp = W.te_pad(x, ah, aw, tir.const(0, str(x.dtype)), keep=True)
     rc = te.reduce_axis((0, cin), name="rc")
     rh, rw = W.tap_axes(ah, aw)
@@ -210,6 +234,7 @@ def _conv2d_packed_samples(rng):
         ((2, 4, 9, 9), (12, 4, 3, 3), 8, {"stride": (2, 2), "pad": (1, 1, 1, 1)}, "stride 2, last panel padded"),
         ((1, 8, 5, 5), (32, 8, 1, 1), 16, {}, "1x1, two panels"),
         ((1, 2, 9, 7), (5, 2, 3, 2), 4, {"dilation": (2, 1), "pad": (2, 0, 1, 1)}, "dilation, asymmetric pad"),
+        ((2, 8, 4, 8), (10, 8, 1, 1), 6, {}, "1x1 over 32 pixels: a GEMM, last 6-row panel padded"),
     ]
     out = []
     for xs, ws, panel, attrs, note in cases:

@@ -47,6 +47,55 @@ def fast_exp(x):
     return tirx.Select(tirx.isnan(x), x, y * two_n)
 
 
+# odd rational approximations f(x) = x * P(x^2) / Q(x^2) on [-bound, bound], beyond which f is
+# +-1 to float32 precision (Eigen's, as TVM's topi.fast_erf / fast_tanh; coefficients high to low)
+_ERF = (4.0,
+        (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+         -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02),
+        (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+         -1.42647390514189e-02))
+_TANH = (9.0,
+         (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+          1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03),
+         (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+
+
+def _odd_rational(x, bound: float, p: tuple, q: tuple):
+    from tvm import tirx
+
+    def horner(coeffs, v):
+        acc = tirx.const(coeffs[0], "float32")
+        for c in coeffs[1:]:
+            acc = acc * v + tirx.const(c, "float32")
+        return acc
+
+    xc = tirx.max(tirx.min(x, tirx.const(bound, "float32")), tirx.const(-bound, "float32"))
+    x2 = xc * xc
+    return tirx.Select(tirx.isnan(x), x, xc * horner(p, x2) / horner(q, x2))  # min/max would turn NaN into a bound
+
+
+def fast_erf(x):
+    """erf(x) for float32 TIR expressions as a vectorizable rational polynomial (max abs error
+    ~4e-7 against float64 erf). LLVM lowers `tir.erf` to one scalar call per lane: BERT's
+    FFN GELU epilogue ran at 27 GFLOP/s with it, 99 with this. Other dtypes use `tir.erf`."""
+    from tvm import tirx
+
+    from ._lazy import expr_dtype
+
+    return _odd_rational(x, *_ERF) if expr_dtype(x) == "float32" else tirx.erf(x)
+
+
+def fast_tanh(x):
+    """tanh(x) for float32 TIR expressions as a vectorizable rational polynomial (relative error
+    ~1e-7 near 0, where x * P / Q keeps full precision). `tir.tanh` is one libm call per lane
+    (GPT-2's GELU: a 128x768x3072 linear with the tanh epilogue took 3x the bare linear)."""
+    from tvm import tirx
+
+    from ._lazy import expr_dtype
+
+    return _odd_rational(x, *_TANH) if expr_dtype(x) == "float32" else tirx.tanh(x)
+
+
 def isnan(x):
     """tir.isnan for any float dtype (TVM rejects it on bfloat16: test in float32)."""
     from tvm import tirx

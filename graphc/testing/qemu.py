@@ -179,6 +179,13 @@ class Arm64Machine:
         except subprocess.TimeoutExpired as e:
             raise EmulatorError(f"{' '.join(args[:3])} under {self.qemu} did not finish in {timeout:.0f}s") from e
 
+    def popen(self, args: list[str], *, work: Path, cpu: str | None = None, **popen_args) -> subprocess.Popen:
+        """The emulated, runtime-only Python on ARGS as a background process (e.g. an RPC server)."""
+        site = work / "graphc-site"
+        if not site.exists():
+            link_graphc(site)
+        return subprocess.Popen(self.command(args, cpu), env=runtime_only_env([self.site, site]), **popen_args)
+
     def run_graphc(self, args: list[str], *, work: Path, cwd: Path | None = None, cpu: str | None = None,
                    timeout: float = 900) -> ArmRun:
         """`graphc ARGS` in the emulator, with the report of what the process loaded."""

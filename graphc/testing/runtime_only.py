@@ -39,6 +39,28 @@ def link_graphc(dest: Path) -> Path:
     return dest
 
 
+def host_site(dest: Path) -> Path:
+    """A runtime-only site for this machine, from the installed packages (symlinked): tvm minus
+    libtvm_compiler.so, tvm_ffi, numpy and its small pure-Python companions, and graphc. Returns dest."""
+    import numpy
+    import tvm
+    import tvm_ffi
+
+    tvm_src = Path(tvm.__file__).parent
+    for root, _, files in os.walk(tvm_src):
+        rel = Path(root).relative_to(tvm_src)
+        (dest / "tvm" / rel).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            if f != COMPILER_LIB and not f.endswith(".pyc"):
+                os.symlink(Path(root) / f, dest / "tvm" / rel / f)
+    os.symlink(Path(tvm_ffi.__file__).parent, dest / "tvm_ffi")
+    packages = Path(numpy.__file__).parent.parent
+    for name in os.listdir(packages):
+        if name.startswith(("numpy", "typing_extensions", "ml_dtypes")):
+            os.symlink(packages / name, dest / name)
+    return link_graphc(dest)
+
+
 def runtime_only_env(pythonpath: list[Path]) -> dict[str, str]:
     """The environment for a runtime-only interpreter: no inherited PYTHON* settings, the
     given PYTHONPATH, and TVM told to load its runtime library only."""

@@ -39,7 +39,7 @@ def _attention_form(node: Node):
 
 def template_kernel(node: Node, target: Target):
     """(PrimFunc, note) for a fused node a template handles, else None."""
-    if node.op != "fused" or node.kind != "attention" or target.kind not in ("x86", "arm"):
+    if node.op != "fused" or node.kind != "attention" or target.kind not in ("x86", "arm", "cuda"):
         return None
     sdpa = _attention_form(node)
     if sdpa is None:
@@ -50,5 +50,10 @@ def template_kernel(node: Node, target: Target):
     scale = sdpa.attrs["scale"] if sdpa.attrs["scale"] is not None else 1.0 / math.sqrt(q.shape[-1])
     shapes = AttentionShapes(q.shape, kt.shape, v.shape, mask[0].shape if mask else None, mask[0].dtype if mask else None,
                              node.outputs[0].shape)
+    if target.kind == "cuda":
+        from .attention_cuda import flash_attention_cuda
+
+        func = flash_attention_cuda(shapes, float(scale), bool(sdpa.attrs["causal"]))
+        return None if func is None else (func, "attention: flash, CUDA (K/V tiles in shared memory, online softmax in registers)")
     func = flash_attention_cpu(shapes, float(scale), bool(sdpa.attrs["causal"]), lanes=target.vector_bits // 32)
     return func, "attention: flash (online softmax)"

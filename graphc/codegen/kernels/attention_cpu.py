@@ -117,6 +117,7 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
             acc = T.alloc_local((BQ, Dv), "float32")
             m = T.alloc_local((BQ,), "float32")
             lsum = T.alloc_local((BQ,), "float32")
+            tile = T.alloc_local((ROWS, max(BK, Dv)), "float32")  # register tile: constant indices only
             red = T.alloc_local((lanes,), "float32")
             one = T.alloc_local((2,), "float32")
             bb = task // nqb
@@ -129,17 +130,23 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
             for kb in range(key_blocks(q0)):
                 k0 = kb * BK
                 for i0 in range(BQ // ROWS):  # scores: ROWS rows x BK keys, D broadcast-FMAs each
-                    for ii, j in T.grid(ROWS, BK):
-                        s[i0 * ROWS + ii, j] = f32(0.0)
+                    for ii in T.unroll(ROWS):
+                        for j in T.vectorized(BK):
+                            tile[ii, j] = f32(0.0)
                     for d in range(D):
                         for ii in T.unroll(ROWS):
                             for j in T.vectorized(BK):
-                                s[i0 * ROWS + ii, j] = s[i0 * ROWS + ii, j] + qf[
+                                tile[ii, j] = tile[ii, j] + qf[
                                     _offset(bb, sh.batch, qs) + T.min(q0 + i0 * ROWS + ii, Sq - 1) * D + d
                                 ] * kf[_offset(bb, sh.batch, ks) + d * Sk + key_index(k0 + j)]
+                    for ii in T.unroll(ROWS):  # scaled, masked, stored once
+                        for j in T.vectorized(BK):
+                            s[i0 * ROWS + ii, j] = T.Select(
+                                valid(q0 + i0 * ROWS + ii, k0 + j),
+                                tile[ii, j] * f32(scale) + mask_term(mf, bb, q0 + i0 * ROWS + ii, k0 + j),
+                                f32(neg_inf),
+                            )
                 for i in range(BQ):
-                    for j in T.vectorized(BK):
-                        s[i, j] = T.Select(valid(q0 + i, k0 + j), s[i, j] * f32(scale) + mask_term(mf, bb, q0 + i, k0 + j), f32(neg_inf))
                     # new row max (vector partial maxima, then a short serial pass)
                     for c in T.vectorized(lanes):
                         red[c] = f32(neg_inf)
@@ -165,12 +172,16 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
                     for d in T.vectorized(Dv):
                         acc[i, d] = acc[i, d] * alpha
                 for i0 in range(BQ // ROWS):  # acc += P @ V_block, each value vector feeding ROWS rows
+                    for ii in T.unroll(ROWS):
+                        for d in T.vectorized(Dv):
+                            tile[ii, d] = acc[i0 * ROWS + ii, d]
                     for j in range(T.min(BK, Sk - k0)):
                         for ii in T.unroll(ROWS):
                             for d in T.vectorized(Dv):
-                                acc[i0 * ROWS + ii, d] = acc[i0 * ROWS + ii, d] + s[i0 * ROWS + ii, j] * vf[
-                                    _offset(bb, sh.batch, vs) + (k0 + j) * Dv + d
-                                ]
+                                tile[ii, d] = tile[ii, d] + s[i0 * ROWS + ii, j] * vf[_offset(bb, sh.batch, vs) + (k0 + j) * Dv + d]
+                    for ii in T.unroll(ROWS):
+                        for d in T.vectorized(Dv):
+                            acc[i0 * ROWS + ii, d] = tile[ii, d]
             for i in range(T.min(BQ, Sq - q0)):
                 for d in T.vectorized(Dv):
                     of[bb * Sq * Dv + (q0 + i) * Dv + d] = T.Select(lsum[i] > f32(0.0), acc[i, d] / lsum[i], f32(0.0))

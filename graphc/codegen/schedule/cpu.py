@@ -4,7 +4,8 @@ Every kernel gets at least a parallel, vectorized schedule:
 
 * spatial blocks: the innermost axis is split by the vector width and vectorized,
   everything outside it is fused and run in parallel;
-* reductions: spatial axes fused and parallel, reduction axes serial;
+* reductions: spatial axes fused and parallel; a reduction along a contiguous last axis
+  accumulates one vector of partial results per row (rfactor), then folds it;
 * anchors (annotated by their op's lowering): register-blocked micro-kernels
   with a local accumulator and the elementwise epilogue (bias, activation,
   residual) computed on the accumulator before the single store to memory.

@@ -3,7 +3,8 @@ reduction schedules, and the exception an anchor rule raises to decline.
 
 * spatial blocks: the innermost axis is split by the vector width and vectorized,
   everything outside it is fused and run in parallel;
-* reductions: spatial axes fused and parallel, reduction axes serial.
+* reductions: spatial axes fused and parallel; a reduction along a contiguous last axis
+  accumulates one vector of partial results per row (rfactor), then folds it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir
 
+from ..tiles import lane_candidates
 from .common import is_param, largest_divisor, loop_extents, param_buffers, region_buffer
 
 # below this many output elements a kernel runs on one thread: waking the pool costs more
@@ -38,14 +40,6 @@ def dtype_bits(sch, blk) -> int:
     return max(tvm.DataType(str(region_buffer(writes[0]).dtype)).bits, 8)
 
 
-def lane_candidates(lanes: int) -> list[int]:
-    out, v = [], lanes
-    while v >= 2:
-        out.append(v)
-        v //= 2
-    return out
-
-
 def prod_extents(sch, loops) -> int:
     out = 1
     for e in loop_extents(sch, loops):
@@ -68,9 +62,7 @@ def schedule_spatial(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     if not loops:
         return
     ext = loop_extents(sch, loops)
-    total = 1
-    for e in ext:
-        total *= e
+    total = prod_extents(sch, loops)
     full = p.lanes(dtype_bits(sch, blk))
     lanes = largest_divisor(ext[-1], lane_candidates(full))
     if lanes == 1 and 2 <= ext[-1] <= 4 * full:
@@ -91,16 +83,60 @@ def schedule_reduction(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     stmt = sch.get(blk)
     loops = sch.get_loops(blk)
     n_spatial = sum(1 for iv in stmt.iter_vars if iv.iter_type == 0)
-    spatial = loops[:n_spatial]
-    if not spatial:
+    if not loops[:n_spatial]:
         return
-    ext = loop_extents(sch, loops)
-    work = 1
-    for e in ext:
-        work *= e
+    work = prod_extents(sch, loops)
+    lanes = _partial_lanes(sch, blk, p, n_spatial)
+    if lanes:  # tried on a copy first: rfactor declines reducers it does not recognize
+        try:
+            _vector_partials(sch.copy(), blk, lanes, n_spatial)
+        except Exception:  # noqa: BLE001 - keep the serial reduction
+            lanes = 0
+    rf = _vector_partials(sch, blk, lanes, n_spatial) if lanes else None
+    spatial = sch.get_loops(blk)[:n_spatial]
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     if work >= PARALLEL_MIN_ELEMENTS and p.num_threads > 1 and int(sch.get(fused).extent) > 1:
         sch.parallel(fused)
+    if rf is not None:  # partials per row, under the row loop: (vector accumulate over r_outer, then fold)
+        sch.compute_at(rf, fused)
+        lane, r_outer = sch.get_loops(rf)[-2:]
+        sch.reorder(r_outer, lane)
+        sch.vectorize(lane)  # before decompose_reduction: the update block alone is not a reduction block
+        init = sch.decompose_reduction(rf, r_outer)
+        sch.vectorize(sch.get_loops(init)[-1])
+
+
+def _partial_lanes(sch: s_tir.Schedule, blk, p: CpuParams, n_spatial: int) -> int:
+    """Vector lanes for a row reduction over one contiguous innermost axis (layer_norm's mean and
+    variance, softmax's sum): a multiple of the lanes, at least two vectors long. 0: stay serial."""
+    from tvm.tirx.analysis import undefined_vars
+
+    stmt = sch.get(blk)
+    loops = sch.get_loops(blk)
+    if len(stmt.iter_vars) != n_spatial + 1 or len(loops) != n_spatial + 1:
+        return 0
+    lanes = p.lanes(dtype_bits(sch, blk))
+    extent = int(sch.get(loops[-1]).extent)
+    if extent % lanes or extent < 2 * lanes:
+        return 0
+    rvar = stmt.iter_vars[-1].var
+    written = {region_buffer(w).name for w in stmt.writes}
+    for r in stmt.reads:  # every read walks the reduced axis along its last, contiguous dim (or not at all)
+        if region_buffer(r).name in written or not r.region:
+            continue
+        for dim, rng in enumerate(r.region):
+            uses = any(v.same_as(rvar) for v in undefined_vars(rng.min, []))
+            if uses and dim != len(r.region) - 1:
+                return 0
+    return lanes
+
+
+def _vector_partials(sch: s_tir.Schedule, blk, lanes: int, n_spatial: int):
+    """Split the reduction into `lanes` partial results accumulated as one vector (rfactor), then
+    the short serial reduction of the partials: a dependent scalar add per element becomes one
+    vector add per `lanes` elements. Returns the partials block."""
+    ro, ri = sch.split(sch.get_loops(blk)[-1], [None, lanes])
+    return sch.rfactor(ri, n_spatial)
 
 
 def loops_of_iters(sch: s_tir.Schedule, blk) -> list:

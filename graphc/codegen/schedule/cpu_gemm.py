@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tvm import s_tir
 
-from ..tiles import pick_rows
+from ..tiles import column_vectors, pick_rows
 from .common import is_reduction, largest_divisor, region_buffer, writes_output
 from .cpu_base import (
     PARALLEL_MIN_ELEMENTS,
@@ -31,14 +31,26 @@ from .cpu_base import (
 UNROLL_K = 4
 
 
-def _vector_split(n: int, lanes: int) -> tuple[int, int]:
+def vector_split(n: int, lanes: int) -> tuple[int, int]:
     """(vector lanes, vectors per tile row) for n output columns read from an unpacked operand."""
-    if n <= lanes:
-        return n, 1  # e.g. N=10 classes: one short vector per row
-    vl = largest_divisor(n, lane_candidates(lanes))
+    vl, nv = column_vectors(n, lanes)
     if vl == 1:
         raise Decline(f"{n} output columns split into no vector width")
-    nv = largest_divisor(n // vl, [3, 4, 2])
+    return vl, nv
+
+
+def _unpacked_tile(sch: s_tir.Schedule, blk, p: CpuParams) -> tuple[int, int]:
+    """(vl, nv) of the register tile of a GEMM anchor whose right operand is not packed
+    (matmul, or dense with a run-time weight); its producers get their own loop nests."""
+    loops = sch.get_loops(blk)
+    if len(loops) < 3:
+        raise Decline("no row dimension")
+    N = int(sch.get(loops[-2]).extent)
+    if N < 2:
+        raise Decline("a single output column (matrix-vector product)")
+    vl, nv = vector_split(N, p.lanes(dtype_bits(sch, blk)))
+    for prod in sch.get_producers(blk):
+        schedule_spatial(sch, prod, p)
     return vl, nv
 
 
@@ -55,10 +67,11 @@ def output_stage(sch: s_tir.Schedule, blk):
     return sch.cache_write(blk, 0, "local")
 
 
-def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
+def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: int | None = None) -> None:
     """Register-tile the anchor `blk`, whose loops are (*batch, i, j, k) or (j, k), through its
     output stage. Row tails (M not a multiple of mr) are predicated; column counts must be
-    multiples of nv * vl in the anchor (a packed weight's padding) or equal to vl * nv."""
+    multiples of nv * vl in the anchor (a packed weight's padding) or equal to vl * nv.
+    `rows`: the tile's row count when the caller knows better (a weight panel's height)."""
     loops = sch.get_loops(blk)
     if len(loops) < 2:
         raise Decline("no output column loop")
@@ -71,7 +84,7 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     M = int(sch.get(i).extent) if i is not None else 1
     N = int(sch.get(j).extent)
     nr = nv * vl
-    mr = pick_rows(M, nv, p.vector_bits)
+    mr = min(rows, M) if rows else pick_rows(M, nv, p.vector_bits)
     work = M * N * K * prod_extents(sch, batch)
     jo, ji = sch.split(j, [None, nr])
     if i is not None:
@@ -115,31 +128,15 @@ def schedule_linear_packed(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
 
 def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     """[batch..] x [M,K] @ [K,N]: B rows are already contiguous along N."""
-    loops = sch.get_loops(blk)
-    if len(loops) < 3:
-        raise Decline("no row dimension")
-    N = int(sch.get(loops[-2]).extent)
-    if N < 2:
-        raise Decline("a single output column (matrix-vector product)")
-    vl, nv = _vector_split(N, p.lanes(dtype_bits(sch, blk)))
-    for prod in sch.get_producers(blk):
-        schedule_spatial(sch, prod, p)
+    vl, nv = _unpacked_tile(sch, blk, p)
     tile_gemm(sch, blk, p, vl, nv)
 
 
 def schedule_dense(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     """x[..., K] @ w[N, K]^T with a weight known only at run time (training, weights as
     inputs): the weight is packed into [N/nr, K, nr] panels on every call, then the GEMM tile."""
-    loops = sch.get_loops(blk)
-    if len(loops) < 3:
-        raise Decline("no row dimension")
-    N = int(sch.get(loops[-2]).extent)
-    if N < 2:
-        raise Decline("a single output column (matrix-vector product)")
-    vl, nv = _vector_split(N, p.lanes(dtype_bits(sch, blk)))
+    vl, nv = _unpacked_tile(sch, blk, p)
     nr = vl * nv
-    for prod in sch.get_producers(blk):
-        schedule_spatial(sch, prod, p)
     wcache = sch.cache_read(blk, param_read_index(sch, blk, rank=2), "global")
     sch.transform_layout(wcache, ("write", 0), lambda jj, kk: (jj // nr, kk, jj % nr))
     schedule_spatial(sch, wcache, p)

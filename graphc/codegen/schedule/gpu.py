@@ -21,20 +21,28 @@ After the spatial stages are inlined (`common.auto_inline`), what is left is sch
   one thread per output element reducing serially.
 * everything else (elementwise, injective, window ops): one thread per output element.
 
+A conv's zero padding (materialized on the CPU, see ops/window.py KEEP) is computed where
+it is read here: into the shared-memory copy of the input patch, or inline.
+
 `schedule_gpu` builds each scheduled kernel once (TVM's CUDA codegen, no nvcc) to
-catch what TVM rejects only at build time, and falls back to the simple
-one-thread-per-element schedule for that kernel, saying so in its notes.
+catch what TVM rejects only at build time (and shared memory beyond the per-block
+limit, which only ptxas would report), and falls back to the simple
+one-thread-per-element schedule for that kernel, saying so in its notes. The kernels
+are marked ``tirx.is_scheduled`` so relax.build leaves them alone.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tvm import s_tir
 
 from ...errors import CompileError
 from .common import (
+    KEEP_KEY,
     auto_inline,
     blocks,
+    has_annotation,
     is_reduction,
     loop_extents,
     region_buffer,
@@ -85,6 +93,8 @@ def _fused(sch: s_tir.Schedule, loops):
 def _bind_flat(sch: s_tir.Schedule, loop, threads: int) -> None:
     """One loop over all elements -> blockIdx.x x threadIdx.x."""
     n = int(sch.get(loop).extent)
+    if n == 0:  # an empty tensor: the loop vanishes at lowering, and no kernel is launched
+        return
     bx, tx = sch.split(loop, [None, min(n, threads)])
     sch.bind(bx, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
@@ -276,6 +286,7 @@ def schedule_conv2d(sch: s_tir.Schedule, blk, p: GpuParams) -> str:
         caches = [sch.cache_read(blk, idx, "shared") for idx in reads]
         for c in caches:
             sch.compute_at(c, rc0, preserve_unit_loops=True)
+            _inline_padding(sch, c)
         if sum(_tile_bytes(sch, c, rc0) for c in caches) <= p.shared_bytes:
             for c in caches:
                 _cooperative_fetch(sch, c, _depth_of(sch, c, rc0), [("threadIdx.z", tf), ("threadIdx.y", ty), ("threadIdx.x", tx)])
@@ -348,6 +359,22 @@ def _is_bound(sch: s_tir.Schedule, blk) -> bool:
     return any(sch.get(lp).thread_binding is not None for lp in sch.get_loops(blk))
 
 
+def _is_padding(sch: s_tir.Schedule, blk) -> bool:
+    return sch.get(blk).name_hint.startswith("pad") and has_annotation(sch, blk, KEEP_KEY)
+
+
+def _inline_padding(sch: s_tir.Schedule, consumer=None) -> None:
+    """A conv's zero padding computed where it is read (a bounds test per load) instead of
+    materialized: the CPU keeps it so its inner loops stay branch-free; on a GPU it would cost a
+    kernel launch and a round trip of the padded input through global memory. With a
+    `consumer` (a shared-memory copy of the padded input), only the padding it reads: the
+    copy then fills its tile's border with zeros and the tile keeps its compact shape."""
+    pads = [b for b in (sch.get_producers(consumer) if consumer is not None else blocks(sch)) if _is_padding(sch, b)]
+    for blk in pads:
+        sch.unannotate(blk, KEEP_KEY)
+        sch.compute_inline(blk)
+
+
 def _schedule(func, p: GpuParams, simple: bool):
     notes: list[str] = []
     sch = s_tir.Schedule(func)
@@ -361,6 +388,7 @@ def _schedule(func, p: GpuParams, simple: bool):
             except Exception as e:  # noqa: BLE001 - fall back to the generic schedule, say why
                 sch = saved
                 notes.append(f"{rule}: generic ({e.__class__.__name__}: {_first_line(e)})")
+    _inline_padding(sch)  # the padding no anchor rule staged
     for blk in blocks(sch):
         if _is_bound(sch, blk):
             continue
@@ -371,7 +399,8 @@ def _schedule(func, p: GpuParams, simple: bool):
         else:
             schedule_spatial(sch, blk, p)
     strip_annotations(sch)
-    return sch.mod["main"], notes
+    # tells relax.build's CUDA pipeline (DLight) to leave this kernel as graphc scheduled it
+    return sch.mod["main"].with_attr("tirx.is_scheduled", True), notes
 
 
 def schedule_gpu(func, p: GpuParams, tvm_target):
@@ -393,7 +422,18 @@ def _check_builds(func, tvm_target) -> None:
     """TVM's device lowering and CUDA codegen on this one kernel (cheap: nvcc runs later)."""
     import tvm
 
-    tvm.tirx.build(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tvm_target)
+    lib = tvm.tirx.build(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tvm_target)
+    limit = int(tvm_target.attrs.get("max_shared_memory_per_block", GpuParams.shared_bytes))
+    for source in (m.inspect_source() for m in lib.imports if m.kind == "cuda"):
+        for kernel in source.split("__global__")[1:]:
+            used = sum(int(n) * _C_BYTES.get(t, 4) for t, n in _SHARED.findall(kernel))
+            if used > limit:  # ptxas would reject it (nvcc runs only later, on the whole module)
+                raise _Fallback(f"{used} bytes of shared memory per block, more than {limit}")
+
+
+_SHARED = re.compile(r"__shared__ (?:alignas\(\d+\) )?([\w ]+?) \w+\[(\d+)\]")
+_C_BYTES = {"float": 4, "int": 4, "half": 2, "double": 8, "signed char": 1, "unsigned char": 1, "bool": 1,
+            "nv_bfloat16": 2, "short": 2, "long": 8, "int64_t": 8, "uint": 4}
 
 
 def _first_line(e: Exception) -> str:

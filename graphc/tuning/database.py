@@ -1,0 +1,137 @@
+"""The persistent tuning database: MetaSchedule's JSON database plus graphc's per-kernel verdicts.
+
+One directory per target (default ``~/.cache/graphc/tuning/<target>/``, `$GRAPHC_TUNING_DIR` or `$GRAPHC_CACHE_DIR` moves it):
+
+* ``database_workload.json``, ``database_tuning_record.json``: MetaSchedule's records, keyed by
+  the structural hash of each kernel's unscheduled PrimFunc (what codegen lowers before graphc's
+  schedule rules run), so any model with the same kernel reuses them;
+* ``sessions.json``: every `graphc tune` run: model, trials, seconds;
+* ``verdicts.json``: for each tuned kernel, the measured time of its best tuned schedule and of
+  graphc's default schedule. Compile uses a tuned schedule only where it measured faster.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tvm_ffi
+
+from ..targets import Target
+
+VERDICTS = "verdicts.json"
+SESSIONS = "sessions.json"
+
+
+def target_key(target: Target) -> str:
+    """Records are only valid for the CPU and thread count they were measured with."""
+    return f"{target.kind}-{target.mcpu}-{target.num_threads}t"
+
+
+def default_db_dir(target: Target) -> str:
+    """`$GRAPHC_TUNING_DIR/<target>` when set (the test suite points it at an empty folder, so a
+    database tuned on this machine does not change what the tests compile), else the cache."""
+    from ..examples.zoo import cache_dir
+
+    base = os.environ.get("GRAPHC_TUNING_DIR") or os.path.join(cache_dir(), "tuning")
+    return os.path.join(base, target_key(target))
+
+
+def workload_module(func):
+    """A kernel's unscheduled PrimFunc as the module MetaSchedule tunes and keys its records by
+    (the kernel's own name stripped: the same kernel in two models is one workload)."""
+    import tvm
+
+    return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def workload_key(func) -> str:
+    return f"{tvm_ffi.structural_hash(workload_module(func)):x}"
+
+
+class TuningDatabase:
+    def __init__(self, path: str, target: Target):
+        self.path = path
+        self.target = target
+        self._ms = None
+        self.verdicts: dict[str, dict] = {}
+        vpath = os.path.join(path, VERDICTS)
+        if os.path.exists(vpath):
+            with open(vpath) as f:
+                self.verdicts = json.load(f)
+
+    @property
+    def ms_database(self):
+        """MetaSchedule's JSONDatabase (opened on first use: reading it parses every record)."""
+        if self._ms is None:
+            from tvm.s_tir import meta_schedule as ms
+
+            os.makedirs(self.path, exist_ok=True)
+            self._ms = ms.database.JSONDatabase(work_dir=self.path, module_equality="structural")
+        return self._ms
+
+    def trials(self, func) -> int:
+        """How many measured candidates the database holds for this kernel."""
+        mod = workload_module(func)
+        db = self.ms_database
+        if not db.has_workload(mod):
+            return 0
+        return len(db.get_top_k(db.commit_workload(mod), 1 << 30))
+
+    def best_tuned(self, func):
+        """The fastest tuned schedule of this kernel as a PrimFunc, or None."""
+        mod = workload_module(func)
+        if not self.ms_database.has_workload(mod):
+            return None
+        tuned = self.ms_database.query_ir_module(mod, self.target.tvm_target(), "main")
+        return None if tuned is None else tuned["main"]
+
+    def record_verdict(self, func, default_ms: float, tuned_ms: float) -> None:
+        self.verdicts[workload_key(func)] = {"default_ms": default_ms, "tuned_ms": tuned_ms, "use_tuned": tuned_ms < default_ms}
+        _write_json(os.path.join(self.path, VERDICTS), self.verdicts)
+
+    def record_session(self, model: str, trials_run: int, seconds: float) -> None:
+        """Append to sessions.json: which model was tuned, how many trials, how long it took."""
+        import time
+
+        path = os.path.join(self.path, SESSIONS)
+        sessions = []
+        if os.path.exists(path):
+            with open(path) as f:
+                sessions = json.load(f)
+        sessions.append({"model": model, "trials_run": trials_run, "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d %H:%M")})
+        _write_json(path, sessions)
+
+    def lookup(self, func):
+        """What codegen asks for each kernel: (tuned PrimFunc, note) when the database has a record
+        that measured faster than graphc's default schedule; else None (the default rule is used)."""
+        verdict = self.verdicts.get(workload_key(func))
+        if verdict is None or not verdict["use_tuned"]:
+            return None
+        tuned = self.best_tuned(func)
+        if tuned is None:
+            return None
+        speedup = verdict["default_ms"] / verdict["tuned_ms"]
+        return tuned, f"tuned (MetaSchedule, {speedup:.2f}x vs default schedule)"
+
+
+def open_database(tuning: "str | bool | None", target: Target) -> TuningDatabase | None:
+    """`tuning`: None = the target's default database if it exists, a path = that database,
+    False = no tuning records."""
+    if tuning is False:
+        return None
+    if tuning is None or tuning is True:
+        path = default_db_dir(target)
+        if not os.path.exists(os.path.join(path, VERDICTS)):
+            return None
+    else:
+        path = os.fspath(tuning)
+    return TuningDatabase(path, target)
+
+
+def _write_json(path: str, payload) -> None:
+    """Written whole and renamed into place: an interrupted tune never leaves half a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
