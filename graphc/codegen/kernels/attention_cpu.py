@@ -66,6 +66,31 @@ def _offset(bb, batch: tuple[int, ...], strides: list[int]):
     return off
 
 
+def score_terms(sh: AttentionShapes, causal: bool):
+    """What the flash kernels (CPU and CUDA) need about a score (i, j) beyond q.k:
+    `mask_term(mf, bb, i, j)`, what the mask adds (0 or -inf for a bool mask, its value for a
+    float one; 0 when `mf` is None), `valid(i, j)`, whether key j counts for query i (in range,
+    and not in the future when causal), and the mask buffer's dtype."""
+    Sq, Sk = sh.q[-2], sh.kt[-1]
+    mshape = (1,) * max(0, 2 - len(sh.mask)) + tuple(sh.mask) if sh.mask is not None else (1, 1)
+    mq, mk = mshape[-2], mshape[-1]
+    ms = _batch_strides(mshape, sh.batch, mq * mk)
+    mdtype = "bool" if sh.mask_dtype == "bool" else "float32"
+
+    def mask_term(mf, bb, i, j):
+        if mf is None:
+            return tirx.const(0.0, "float32")
+        idx = _offset(bb, sh.batch, ms) + (tirx.min(i, Sq - 1) if mq > 1 else 0) * mk + (tirx.min(j, Sk - 1) if mk > 1 else 0)
+        if mdtype == "bool":
+            return tirx.Select(mf[idx], tirx.const(0.0, "float32"), tirx.const(-math.inf, "float32"))
+        return mf[idx]
+
+    def valid(i, j):
+        return tirx.all(j < Sk, j <= i) if causal else j < Sk
+
+    return mask_term, valid, mdtype
+
+
 def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: int = 16):
     """The PrimFunc (destination-passing: q, kT, v[, mask], out)."""
     *_, Sq, D = sh.q
@@ -85,27 +110,12 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
     ks = _batch_strides(sh.kt, sh.batch, D * Sk)
     vs = _batch_strides(sh.v, sh.batch, Sk * Dv)
     has_mask = sh.mask is not None
-    mshape = (1,) * max(0, 2 - len(sh.mask)) + tuple(sh.mask) if has_mask else (1, 1)
-    mq, mk = mshape[-2], mshape[-1]
-    ms = _batch_strides(mshape, sh.batch, mq * mk)
-    mdtype = "bool" if sh.mask_dtype == "bool" else "float32"
+    mask_term, valid, mdtype = score_terms(sh, causal)
     neg_inf = -math.inf
     size = lambda shape: int(np.prod(shape, dtype=np.int64))  # noqa: E731
 
     def f32(v):
         return tirx.const(v, "float32")
-
-    def mask_term(mf, bb, i, j):
-        """What the mask adds to score (i, j): 0 or -inf for a bool mask, its value for a float one."""
-        if mf is None:
-            return f32(0.0)
-        idx = _offset(bb, sh.batch, ms) + (tirx.min(i, Sq - 1) if mq > 1 else 0) * mk + (tirx.min(j, Sk - 1) if mk > 1 else 0)
-        if mdtype == "bool":
-            return tirx.Select(mf[idx], f32(0.0), f32(neg_inf))
-        return mf[idx]
-
-    def valid(i, j):
-        return tirx.all(j < Sk, j <= i) if causal else j < Sk
 
     def key_blocks(q0):
         return tirx.min(nkb, (q0 + BQ + BK - 1) // BK) if causal else nkb

@@ -24,7 +24,7 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .attention_cpu import AttentionShapes, _batch_strides, _offset
+from .attention_cpu import AttentionShapes, _batch_strides, _offset, score_terms
 
 MAX_THREADS = 64  # query rows (= threads) per block
 TILE_KEYS = (16, 8)  # keys per shared-memory tile (32 would triple nvcc time for a few % fewer syncs)
@@ -58,10 +58,7 @@ def flash_attention_cuda(sh: AttentionShapes, scale: float, causal: bool, emulat
     ks = _batch_strides(sh.kt, sh.batch, D * Sk)
     vs = _batch_strides(sh.v, sh.batch, Sk * Dv)
     has_mask = sh.mask is not None
-    mshape = (1,) * max(0, 2 - len(sh.mask)) + tuple(sh.mask) if has_mask else (1, 1)
-    mq, mk = mshape[-2], mshape[-1]
-    ms = _batch_strides(mshape, sh.batch, mq * mk)
-    mdtype = "bool" if sh.mask_dtype == "bool" else "float32"
+    mask_term, valid, mdtype = score_terms(sh, causal)
     neg_inf = -math.inf
     size = lambda shape: int(np.prod(shape, dtype=np.int64))  # noqa: E731
     k_copies, v_copies = -(-BK * D // BQ), -(-BK * Dv // BQ)
@@ -76,18 +73,6 @@ def flash_attention_cuda(sh: AttentionShapes, scale: float, causal: bool, emulat
 
     def threads():
         return T.serial(BQ) if emulate else T.thread_binding(BQ, thread=thread_kind)
-
-    def mask_term(mf, bb, i, j):
-        """What the mask adds to score (i, j): 0 or -inf for a bool mask, its value for a float one."""
-        if mf is None:
-            return f32(0.0)
-        idx = _offset(bb, sh.batch, ms) + (tirx.min(i, Sq - 1) if mq > 1 else 0) * mk + (tirx.min(j, Sk - 1) if mk > 1 else 0)
-        if mdtype == "bool":
-            return tirx.Select(mf[idx], f32(0.0), f32(neg_inf))
-        return mf[idx]
-
-    def valid(i, j):
-        return tirx.all(j < Sk, j <= i) if causal else j < Sk
 
     def key_tiles(q0):
         return tirx.min(nkb, (q0 + BQ + BK - 1) // BK) if causal else nkb
