@@ -135,20 +135,25 @@ class Session:
         }
 
 
-def session_from_artifact(art: ArtifactData, device: str | None = None, source: str = "<memory>") -> Session:
+def load_library(art: ArtifactData, source: str = "<memory>"):
+    """The artifact's compiled library as a TVM runtime module (TVM loads shared objects from files only)."""
     tvm = _tvm_runtime()
-    if art.meta.get("kind") == "train":  # (graphc.runtime.train)
-        raise ArtifactError(f"{source}: a train step artifact: load it with graphc.runtime.load_train (or run `graphc train`)")
-    target = Target.from_json(art.target)
-    check_loadable(target)
     with tempfile.TemporaryDirectory(prefix="graphc-") as tmp:
         lib_path = os.path.join(tmp, "lib.so")
         with open(lib_path, "wb") as f:
             f.write(art.lib)
         try:
-            module = tvm.runtime.load_module(lib_path)
+            return tvm.runtime.load_module(lib_path)
         except Exception as e:
             raise ArtifactError(f"{source}: the compiled library does not load on this machine ({type(e).__name__}: {str(e)[:300]})") from None
+
+
+def session_from_artifact(art: ArtifactData, device: str | None = None, source: str = "<memory>") -> Session:
+    if art.meta.get("kind") == "train":  # (graphc.runtime.train)
+        raise ArtifactError(f"{source}: a train step artifact: load it with graphc.runtime.load_train (or run `graphc train`)")
+    target = Target.from_json(art.target)
+    check_loadable(target)
+    module = load_library(art, source)
     return Session(module, art.inputs, art.outputs, [a for _, a in art.params], target, device, art.meta)
 
 

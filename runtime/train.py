@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from graphc.errors import ArtifactError, InputError
 from graphc.targets import Target, check_loadable
 
 from .artifact import ArtifactData, TensorSpec, read_artifact
-from .session import _tvm_runtime, parse_device
+from .session import _tvm_runtime, load_library, parse_device
 from .signature import bind_inputs, check_array
 
 ARTIFACT_KIND = "train"
@@ -289,7 +288,6 @@ def is_train_artifact(art: ArtifactData) -> bool:
 
 
 def train_session_from_artifact(art: ArtifactData, device: str = "cpu", source: str = "<memory>") -> TrainSession:
-    tvm = _tvm_runtime()
     if not is_train_artifact(art):
         raise ArtifactError(f"{source}: an inference artifact, not a train step (load it with graphc.runtime.load)")
     target = Target.from_json(art.target)
@@ -303,14 +301,7 @@ def train_session_from_artifact(art: ArtifactData, device: str = "cpu", source: 
     if len(arrays) != n_main + n_eval + len(layout.params):
         raise ArtifactError(f"{source}: {len(arrays)} stored arrays, the train step description needs {n_main + n_eval + len(layout.params)}")
     params = dict(zip((p.name for p in layout.params), arrays[n_main + n_eval:]))
-    with tempfile.TemporaryDirectory(prefix="graphc-") as tmp:
-        lib_path = os.path.join(tmp, "lib.so")
-        with open(lib_path, "wb") as f:
-            f.write(art.lib)
-        try:
-            module = tvm.runtime.load_module(lib_path)
-        except Exception as e:
-            raise ArtifactError(f"{source}: the compiled library does not load on this machine ({type(e).__name__}: {str(e)[:300]})") from None
+    module = load_library(art, source)
     return TrainSession(module, layout, arrays[:n_main], arrays[n_main:n_main + n_eval], params, target, device, art.meta)
 
 
