@@ -27,8 +27,7 @@ import numpy as np
 
 from .errors import GraphcError, TargetError
 from .runtime.artifact import ArtifactData, read_artifact
-from .runtime.session import _check_device_kind, default_device
-from .runtime.signature import bind_inputs
+from .runtime.session import ModelIO, _check_device_kind, default_device, latency_stats
 from .targets import Target
 
 CHECK_FUNC = "graphc.rpc.check_loadable"  # (runtime/rpc_server.py registers it)
@@ -96,7 +95,7 @@ def _check_remote_loadable(sess, target: Target, key: str) -> None:
         raise TargetError(f"remote device {key!r}: {problem}")
 
 
-class RemoteSession:
+class RemoteSession(ModelIO):
     """An artifact loaded on a remote device. `run(*inputs, **named) -> list[np.ndarray]`."""
 
     def __init__(self, artifact: "str | os.PathLike | ArtifactData", rpc: str, key: str, device: str | None = None,
@@ -140,18 +139,10 @@ class RemoteSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @property
-    def input_names(self) -> list[str]:
-        return [s.name for s in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [s.name for s in self.outputs]
-
     def _set_inputs(self, args, kwargs) -> None:
         import tvm.runtime
 
-        arrays = bind_inputs(self.input_names, [s.type for s in self.inputs], args, kwargs)
+        arrays = self.bind_arrays(args, kwargs)
         self._vm.set_input("main", *[tvm.runtime.tensor(a, self.device) for a in arrays], *self._params)
 
     def run(self, *args: Any, **kwargs: Any) -> list[np.ndarray]:
@@ -167,14 +158,8 @@ class RemoteSession:
         if warmup:
             self._vm.time_evaluator("invoke_stateful", self.device, number=warmup, repeat=1)("main")
         res = self._vm.time_evaluator("invoke_stateful", self.device, number=1, repeat=repeat)("main")
-        times = sorted(float(t) * 1e3 for t in res.results)
-        return {
-            "median_ms": float(np.median(times)),
-            "min_ms": times[0],
-            "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "repeat": repeat,
-            "device": f"{self.key} via {self.address[0]}:{self.address[1]}",
-        }
+        stats = latency_stats([float(t) * 1e3 for t in res.results], repeat)
+        return {**stats, "device": f"{self.key} via {self.address[0]}:{self.address[1]}"}
 
 
 def connect(artifact: "str | os.PathLike | ArtifactData", rpc: str, key: str, device: str | None = None,

@@ -59,7 +59,33 @@ def _check_device_kind(target: Target, device: str) -> None:
         raise InputError(f"the model was compiled for {target.describe()}, which runs on {wants} devices, not {device!r}")
 
 
-class Session:
+def latency_stats(times_ms: list[float], repeat: int) -> dict:
+    """Median / min / p90 of timed runs (milliseconds), as every `benchmark` reports them."""
+    times = sorted(times_ms)
+    return {"median_ms": float(np.median(times)), "min_ms": times[0], "p90_ms": times[int(0.9 * (len(times) - 1))], "repeat": repeat}
+
+
+class ModelIO:
+    """Named, typed inputs and outputs of a loaded model (local `Session` and remote sessions):
+    `inputs`/`outputs` are TensorSpecs; `bind_arrays` checks call arguments against them."""
+
+    inputs: list
+    outputs: list
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+    def bind_arrays(self, args, kwargs) -> list[np.ndarray]:
+        """Positional and named inputs as arrays in input order (clear errors for wrong names, shapes, dtypes)."""
+        return bind_inputs(self.input_names, [s.type for s in self.inputs], args, kwargs)
+
+
+class Session(ModelIO):
     """A loaded model. `run(*inputs, **named_inputs) -> list[np.ndarray]`.
 
     Calls are serialized with a lock: one VM instance holds per-call state, so
@@ -82,18 +108,9 @@ class Session:
         self._params = [tvm.runtime.tensor(np.asarray(p, order="C"), self.device) for p in params]
         self._lock = threading.Lock()
 
-    @property
-    def input_names(self) -> list[str]:
-        return [s.name for s in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [s.name for s in self.outputs]
-
     def _bind(self, args, kwargs) -> list:
         tvm = _tvm_runtime()
-        arrays = bind_inputs(self.input_names, [s.type for s in self.inputs], args, kwargs)
-        return [tvm.runtime.tensor(a, self.device) for a in arrays]
+        return [tvm.runtime.tensor(a, self.device) for a in self.bind_arrays(args, kwargs)]
 
     def run(self, *args: Any, **kwargs: Any) -> list[np.ndarray]:
         tensors = self._bind(args, kwargs)
@@ -126,13 +143,7 @@ class Session:
                 self.device.sync()
                 if i >= warmup:
                     times.append((time.perf_counter() - t0) * 1e3)
-        times.sort()
-        return {
-            "median_ms": float(np.median(times)),
-            "min_ms": times[0],
-            "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "repeat": repeat,
-        }
+        return latency_stats(times, repeat)
 
 
 def load_library(art: ArtifactData, source: str = "<memory>"):
