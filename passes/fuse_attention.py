@@ -27,6 +27,7 @@ from graphc.ir import Graph
 from graphc.pattern import alt, const, op, var
 from graphc.tensor import Tensor
 
+from .fuse_attention_backward import fuse_attention_backward
 from .fusion import fused_call
 from .rules import RewriteReport, Rule, apply_rules
 
@@ -146,5 +147,6 @@ RULES = [
 
 
 def fuse_attention(graph: Graph, report: RewriteReport | None = None) -> Graph:
-    return apply_rules(graph, RULES, report)
+    # the backward ops the attention gradient emits become their own groups too
+    return fuse_attention_backward(apply_rules(graph, RULES, report))
 

@@ -7,14 +7,20 @@ reaches memory (graphc.codegen.schedule.cpu: _schedule_conv_pool).
 With overlapping windows (kernel > stride, e.g. ResNet's 3x3/2 max pool) the conv
 rows shared by neighbouring pooled rows are computed twice; the rule fuses only
 when the traffic saved outweighs the recomputed work, and says why not otherwise.
+
+In training the pool is max_pool2d_with_index (passes/index_max_pool.py): the same kernel
+has two outputs, the pooled value and each window's max tap, which is all the backward
+needs; ``fuse_pool_relu_grad`` makes that backward (relu's mask at pooled resolution,
+then routing by the taps to full resolution) one kernel too.
 """
 from __future__ import annotations
 
 from graphc.ir import Graph
-from graphc.pattern import alt, op, var
+from graphc.pattern import alt, const, op, var
 
 from .fusion import make_fused
-from .rules import RewriteReport, Rule, apply_rules
+from .rewrite import map_nodes
+from .rules import RewriteEvent, RewriteReport, Rule, RuleContext, apply_rules
 
 ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "tanh")
 
@@ -27,6 +33,8 @@ _CONV = op("conv2d", var("x"), var("w"), name="conv")
 _BIASED = alt(op("add", _CONV, var("bias"), name="bias_add"), _CONV)
 _ACT = alt(op(ACTIVATIONS, _BIASED, name="act"), _BIASED)
 PATTERN = op(("max_pool2d", "avg_pool2d"), _ACT, name="pool")
+# two outputs: the rule driver matches single-output roots only, `_fuse_indexed_pools` walks these
+INDEXED_PATTERN = op("max_pool2d_with_index", _ACT, name="pool")
 
 
 def _per_channel(bias, conv_out) -> bool:
@@ -63,15 +71,55 @@ def _check(m, ctx):
                 f"conv rows ({recompute / 1e6:.0f} MFLOP, ~{extra_s * 1e3:.2f} ms) to save "
                 f"{saved_bytes / 1e6:.1f} MB of traffic (~{saved_s * 1e3:.2f} ms): does not pay"
             )
-    return ctx.only_feeds(m)
+    return ctx.only_feeds(m, keep=pool.outputs)
 
 
 def _rewrite(b, m):
     return make_fused(b, "conv_bias_relu_pool", m.nodes, [m.root])[0]
 
 
-RULES = [Rule("fuse_conv_pool", PATTERN, _rewrite, _check)]
+def _fuse_indexed_pools(graph: Graph, report: RewriteReport) -> Graph:
+    """The fuse_conv_pool rule for max_pool2d_with_index roots: one kernel, both outputs."""
+    ctx = RuleContext(graph, graph.users())
+
+    def visit(b, node, ins):
+        m = INDEXED_PATTERN.match(node.outputs[0]) if node.op == "max_pool2d_with_index" else None
+        if m is None:
+            return None
+        reason = _check(m, ctx)
+        event = RewriteEvent("fuse_conv_pool", node.describe(), node.loc, reason or "", tuple(n.loc or n.describe() for n in m.nodes))
+        if reason:
+            report.declined.append(event)
+            return None
+        report.applied.append(event)
+        return make_fused(b, "conv_bias_relu_pool", m.nodes, list(node.outputs))
+
+    return map_nodes(graph, visit)
+
+
+# backward: route(where(pooled > 0, g, 0), taps) as one kernel (an elementwise prologue of the
+# routing anchor, which the generic grouping never fuses into an anchor's input)
+_ZERO = const(scalar=True, pred=lambda a: float(a.reshape(-1)[0]) == 0.0)
+_MASKED = op("where", op("greater", var("pooled"), _ZERO, name="keep"), var("g"), _ZERO, name="mask")
+GRAD_PATTERN = op("max_pool2d_index_grad", _MASKED, var("index"), name="route")
+
+
+def _check_grad(m, ctx):
+    pool = m["index"].node
+    if pool is None or pool.op != "max_pool2d_with_index" or m["pooled"] is not pool.outputs[0]:
+        return "the mask is not the routing pool's pooled value > 0"
+    return None
+
+
+def _rewrite_grad(b, m):
+    # the mask stays where it is for its other readers (the bias gradient's sum): recomputing it
+    # here reads pooled-size g and pooled instead of writing and re-reading the masked gradient
+    return make_fused(b, "max_pool_relu_grad", m.nodes, [m.root])[0]
+
+
+RULES = [Rule("fuse_conv_pool", PATTERN, _rewrite, _check), Rule("fuse_pool_relu_grad", GRAD_PATTERN, _rewrite_grad, _check_grad)]
 
 
 def fuse_conv_pool(graph: Graph, report: RewriteReport | None = None) -> Graph:
-    return apply_rules(graph, RULES, report)
+    report = report if report is not None else RewriteReport()
+    return _fuse_indexed_pools(apply_rules(graph, RULES, report), report)

@@ -30,6 +30,7 @@ from .fuse_conv_pool import fuse_conv_pool
 from .fuse_gelu import fuse_gelu
 from .fuse_layer_norm import fuse_layer_norm
 from .fusion import fuse_groups
+from .index_max_pool import index_max_pool
 from .rules import RewriteReport
 
 # A pass is a pure Graph -> Graph function; rule-based passes also record what they
@@ -51,6 +52,7 @@ PASSES: dict[str, Pass] = {
     "fuse_gelu": fuse_gelu,
     "fuse_attention": fuse_attention,
     "backward_convs": backward_convs,
+    "index_max_pool": index_max_pool,
     "fuse_conv_pool": fuse_conv_pool,
     "fuse_groups": _plain(fuse_groups),
 }
@@ -62,7 +64,7 @@ LEVELS: dict[int, list[str]] = {
     # recognize composite ops first (their canonical forms), then fuse kernels
     2: _CLEANUP
     + ["fold_batch_norm", "fuse_layer_norm", "fuse_gelu", "canonicalize", "fuse_attention", "canonicalize"]
-    + ["fold_constants", "cse", "backward_convs", "fuse_conv_pool", "fuse_groups", "dce"],
+    + ["fold_constants", "cse", "backward_convs", "index_max_pool", "fuse_conv_pool", "fuse_groups", "dce"],
 }
 LEVELS[3] = LEVELS[2]
 

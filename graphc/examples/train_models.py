@@ -19,16 +19,16 @@ BERT_VOCAB = 50
 BERT_BATCH, BERT_SEQ = 4, 16
 
 
-def bert_tagger(seed: int = 0):
-    """A 2-layer HF BERT encoder (small widths, dropout off) with a per-token classification head."""
+def bert_tagger(seed: int = 0, hidden: int = 32, layers: int = 2, heads: int = 4, intermediate: int = 64, seq: int = BERT_SEQ):
+    """An HF BERT encoder (default: 2 layers, small widths; dropout off) with a per-token classification head."""
     import torch
     from transformers import BertConfig, BertModel
 
     class BertTagger(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                                vocab_size=BERT_VOCAB, max_position_embeddings=BERT_SEQ,
+            config = BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=intermediate,
+                                vocab_size=BERT_VOCAB, max_position_embeddings=seq,
                                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
             self.bert = BertModel(config, add_pooling_layer=False)
             self.head = torch.nn.Linear(config.hidden_size, BERT_CLASSES)

@@ -64,6 +64,12 @@ def _sdpa_infer(q: TensorType, k: TensorType, v: TensorType, *mask: TensorType, 
 
 
 def _sdpa_ref(q, k, v, *mask, scale, causal, softcap):
+    p = probs_ref(q, k, *mask, scale=scale, causal=causal, softcap=softcap)
+    return np.matmul(p, v.astype(np.float64)).astype(q.dtype)
+
+
+def probs_ref(q, k, *mask, scale, causal, softcap=0.0):
+    """The attention probabilities in float64 (zeros on fully masked rows); shared with the backward op."""
     s = np.matmul(q.astype(np.float64), np.swapaxes(k.astype(np.float64), -1, -2)) * _scale(scale, q.shape[-1])
     if softcap:
         s = softcap * np.tanh(s / softcap)
@@ -74,8 +80,7 @@ def _sdpa_ref(q, k, v, *mask, scale, causal, softcap):
     top = s.max(axis=-1, keepdims=True)
     live = top > -np.inf  # rows with at least one key to attend to
     e = np.exp(s - np.where(live, top, 0.0))
-    p = np.where(live, e / np.where(live, e.sum(axis=-1, keepdims=True), 1.0), 0.0)
-    return np.matmul(p, v.astype(np.float64)).astype(q.dtype)
+    return np.where(live, e / np.where(live, e.sum(axis=-1, keepdims=True), 1.0), 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -85,10 +90,22 @@ def _sdpa_ref(q, k, v, *mask, scale, causal, softcap):
 
 
 def _sdpa_lower(q, k, v, *mask, scale, causal, softcap):
+    probs = probs_te(q, k, v, *mask, scale=scale, causal=causal, softcap=softcap)
+    full, dv = te_shape(probs), te_shape(v)[-1]
+    rk = te.reduce_axis((0, full[-1]), name="rk")
+    return te.compute(
+        (*full[:-2], full[-2], dv),
+        lambda *i: te.sum(probs[(*i[:-1], rk)] * v[(*broadcast_index(te_shape(v)[:-2], i[:-2]), rk, i[-1])], axis=rk),
+        name="attention",
+    )
+
+
+def probs_te(q, k, v, *mask, scale, causal, softcap=0.0):
+    """TE of the attention probabilities [*batch, Sq, Sk] (kept in memory); shared with the backward op."""
     dtype = str(q.dtype)
-    d, dv = te_shape(q)[-1], te_shape(v)[-1]
+    d = te_shape(q)[-1]
     full = _scores_shape(te_shape(q), te_shape(k), te_shape(v), te_shape(mask[0]) if mask else None)
-    batch, rows = full[:-2], full[:-1]
+    rows = full[:-1]
 
     def c(val):
         return tir.const(val, dtype)
@@ -128,17 +145,14 @@ def _sdpa_lower(q, k, v, *mask, scale, causal, softcap):
         return tir.Select(row_sum[r] > c(0.0), fast_exp(logits[i] - shift[r]) / row_sum[r], c(0.0))
 
     # kept (not inlined into the next reduction): one exp per score instead of one per score and Dv
-    probs = te.compute(full, prob, name="probs", attrs={"graphc_keep": 1})
-    rk = te.reduce_axis((0, full[-1]), name="rk")
-    return te.compute(
-        (*batch, full[-2], dv),
-        lambda *i: te.sum(probs[(*i[:-1], rk)] * v[(*broadcast_index(te_shape(v)[:-2], i[:-2]), rk, i[-1])], axis=rk),
-        name="attention",
-    )
+    return te.compute(full, prob, name="probs", attrs={"graphc_keep": 1})
 
 
 # ---------------------------------------------------------------------------------------
-# gradient: the forward recomputed with graphc ops, then softmax and matmul backward
+# gradient: dq, dk, dv by the flash-style backward op (graphc/ops/attention_backward.py:
+# one fused kernel that never materializes [Sq, Sk]); with softcap, and for an additive
+# mask's own gradient (the logits' gradient), the forward recomputed with graphc ops and
+# differentiated through softmax and the matmuls
 # ---------------------------------------------------------------------------------------
 
 
@@ -149,6 +163,17 @@ def _swap_last(t):
 
 
 def _sdpa_grad(g, q, k, v, *mask, out, scale, causal, softcap):
+    if softcap:
+        return _decomposed_grad(g, q, k, v, *mask, scale=scale, causal=causal, softcap=softcap)
+    dq, dk, dv = O.scaled_dot_product_attention_backward(q, k, v, *mask, out, g, scale=scale, causal=causal)
+    grads = (unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape))
+    if mask and mask[0].dtype != "bool":
+        # the mask's gradient only (DCE drops this recomputation when the mask needs none)
+        return grads + _decomposed_grad(g, q, k, v, *mask, scale=scale, causal=causal, softcap=softcap)[3:]
+    return grads + (None,) * len(mask)
+
+
+def _decomposed_grad(g, q, k, v, *mask, scale, causal, softcap):
     sc = _scale(scale, q.shape[-1])
     s = O.matmul(q, _swap_last(k)) * sc
     if softcap:

@@ -2,6 +2,10 @@
 
 * ``max_pool2d_grad(g, x)`` routes g to each window's first max in x, and its
   adjoint ``max_pool2d_select(h, x)`` reads h at each window's first max in x;
+* ``max_pool2d_with_index(x)`` also returns where each window's first max is (its tap
+  ``kh * KW + kw``, like torch's max_pool2d_with_indices but window-relative), so the
+  backward ``max_pool2d_index_grad(g, index)`` needs neither x nor anything else at full
+  resolution (its adjoint is ``max_pool2d_index_select(h, index)``);
 * ``avg_pool2d_grad(g)`` spreads g back over each window.
 """
 from __future__ import annotations
@@ -51,18 +55,50 @@ def _max_pool_ref(x, **attrs):
     return W.np_windows(x, ah, aw, W.np_lowest(x.dtype)).max(axis=(4, 5))
 
 
-def _max_pool_grad_ref(g, x, **attrs):
-    ah, aw = W.pool_window(x.shape, **attrs)
-    onehot = W.np_window_argmax(x, ah, aw)[..., None] == np.arange(ah.k * aw.k)
+# Routing by window taps (flat kh * KW + kw of each window's first max), shared by the ops that
+# find the taps from x (max_pool2d_grad/_select) and those given them (max_pool2d_index_grad/_select).
+
+
+def _np_route(g, tap, ah: W.Axis, aw: W.Axis):
+    """Each window's g added onto the input position its tap reads."""
+    onehot = tap[..., None] == np.arange(ah.k * aw.k)
     win = (onehot * g.astype(np.float64)[..., None]).reshape(*g.shape, ah.k, aw.k)
     return W.np_unwindow(win, ah, aw).astype(g.dtype)
 
 
+def _np_gather(h, tap, ah: W.Axis, aw: W.Axis):
+    """h read at each window's tap (0 where the tap is padding)."""
+    win = W.np_windows(h, ah, aw)
+    return np.take_along_axis(win.reshape(*tap.shape, -1), tap.astype(np.intp)[..., None], -1)[..., 0]
+
+
+def _te_route(g, tap, input_shape, ah: W.Axis, aw: W.Axis, name: str):
+    zero = tir.const(0, str(g.dtype))
+
+    def value(n, c, oh, ow, rh, rw):
+        return tir.Select(tap[n, c, oh, ow] == rh * aw.k + rw, g[n, c, oh, ow], zero)
+
+    return W.te_unwindow(input_shape, str(g.dtype), ah, aw, value, name=name)
+
+
+def _te_gather(h, tap, ah: W.Axis, aw: W.Axis, name: str):
+    def element(n, c, i, j):
+        t = tap[n, c, i, j]
+        y, z = ah.at(i, t // aw.k) - ah.lo, aw.at(j, t % aw.k) - aw.lo
+        inside = tir.all(y >= 0, y < ah.size, z >= 0, z < aw.size)  # (padding wins only if the input is -inf there)
+        return tir.if_then_else(inside, h[n, c, y, z], tir.const(0, str(h.dtype)))
+
+    return te.compute(te_shape(tap), element, name=name)
+
+
+def _max_pool_grad_ref(g, x, **attrs):
+    ah, aw = W.pool_window(x.shape, **attrs)
+    return _np_route(g, W.np_window_argmax(x, ah, aw), ah, aw)
+
+
 def _max_pool_select_ref(h, x, **attrs):
     ah, aw = W.pool_window(x.shape, **attrs)
-    tap = W.np_window_argmax(x, ah, aw)
-    win = W.np_windows(h, ah, aw)
-    return np.take_along_axis(win.reshape(*tap.shape, -1), tap[..., None], -1)[..., 0]
+    return _np_gather(h, W.np_window_argmax(x, ah, aw), ah, aw)
 
 
 def _max_pool_lower(x, **attrs):
@@ -72,26 +108,12 @@ def _max_pool_lower(x, **attrs):
 
 def _max_pool_grad_lower(g, x, **attrs):
     ah, aw = W.pool_window(te_shape(x), **attrs)
-    tap = W.te_window_argmax(x, ah, aw)
-    zero = tir.const(0, str(g.dtype))
-
-    def value(n, c, oh, ow, rh, rw):
-        return tir.Select(tap[n, c, oh, ow] == rh * aw.k + rw, g[n, c, oh, ow], zero)
-
-    return W.te_unwindow(te_shape(x), str(g.dtype), ah, aw, value, name="max_pool2d_grad")
+    return _te_route(g, W.te_window_argmax(x, ah, aw), te_shape(x), ah, aw, name="max_pool2d_grad")
 
 
 def _max_pool_select_lower(h, x, **attrs):
     ah, aw = W.pool_window(te_shape(x), **attrs)
-    tap = W.te_window_argmax(x, ah, aw)
-
-    def element(n, c, i, j):
-        t = tap[n, c, i, j]
-        y, z = ah.at(i, t // aw.k) - ah.lo, aw.at(j, t % aw.k) - aw.lo
-        inside = tir.all(y >= 0, y < ah.size, z >= 0, z < aw.size)  # (padding wins only if the input is -inf there)
-        return tir.if_then_else(inside, h[n, c, y, z], tir.const(0, str(h.dtype)))
-
-    return te.compute(te_shape(tap), element, name="max_pool2d_select")
+    return _te_gather(h, W.te_window_argmax(x, ah, aw), ah, aw, name="max_pool2d_select")
 
 
 _MAX_POOL_CASES = [  # (x shape, attrs, note)
@@ -156,6 +178,118 @@ max_pool2d_select = defop(
     attrs=dict(_MAX_POOL_ATTRS),
     samples=lambda rng: _max_pool_backward_samples(rng, grad_first=False),
     doc="h read at each pooling window's first max in x (the adjoint of max_pool2d_grad, for double backward).",
+)
+
+# ---------------------------------------------------------------------------------------
+# max_pool2d_with_index: the pooled value and its tap, so the backward reads pooled-size
+# tensors only (training fuses conv -> bias -> relu -> this into one kernel:
+# graphc.passes.index_max_pool)
+# ---------------------------------------------------------------------------------------
+
+INDEX_DTYPE = "i32"
+
+
+def _with_index_infer(x: TensorType, **attrs):
+    pooled = _max_pool_infer(x, **attrs)
+    return pooled, pooled.with_dtype(INDEX_DTYPE)
+
+
+def _check_index(index: TensorType, input_shape, attrs) -> TensorType:
+    """The pooled type a pooling of `input_shape` gives; `index` must be its i32 taps."""
+    check_infer(index.dtype == INDEX_DTYPE, f"the window index must be {INDEX_DTYPE}, got {index.dtype}")
+    W.check_shape_attr("input_shape", input_shape)
+    pooled = W.pooled(TensorType("f32", input_shape), *W.pool_window(input_shape, **attrs))
+    check_infer(index.shape == pooled.shape, f"index is {list(index.shape)} but pooling a {list(input_shape)} input gives {list(pooled.shape)}")
+    return pooled
+
+
+def _index_grad_infer(g: TensorType, index: TensorType, input_shape, **attrs):
+    pooled = _check_index(index, input_shape, attrs)
+    check_infer(dtypes.is_float(g.dtype) and g.shape == pooled.shape, f"needs a float gradient of the index's shape, got {g}")
+    return TensorType(g.dtype, input_shape)
+
+
+def _index_select_infer(h: TensorType, index: TensorType, **attrs):
+    check_infer(dtypes.is_float(h.dtype), f"needs a float tensor, got {h.dtype}")
+    return _check_index(index, tuple(h.shape), attrs).with_dtype(h.dtype)
+
+
+def _with_index_ref(x, **attrs):
+    ah, aw = W.pool_window(x.shape, **attrs)
+    return _max_pool_ref(x, **attrs), W.np_window_argmax(x, ah, aw).astype(np.int32)
+
+
+def _with_index_lower(x, **attrs):
+    # two spatial stages (not an argmax reduction, nor one two-output compute, which TIR
+    # cannot merge into one loop nest) that a fused conv's schedule runs in one loop nest
+    ah, aw = W.pool_window(te_shape(x), **attrs)
+    xp = W.te_pad(x, ah, aw, W.lowest(str(x.dtype)))
+    pooled = W.te_window_fold(xp, ah, aw, tir.max, name="max_pool2d")
+
+    def index(n, c, i, j):  # the first tap equal to the max: selects chained from the last tap back
+        taps = [xp[n, c, ah.at(i, r), aw.at(j, q)] for r in range(ah.k) for q in range(aw.k)]
+        out = tir.const(len(taps) - 1, "int32")
+        for t in range(len(taps) - 2, -1, -1):
+            out = tir.Select(taps[t] == pooled[n, c, i, j], tir.const(t, "int32"), out)
+        return out
+
+    return pooled, te.compute(te_shape(pooled), index, name="max_pool2d_index")
+
+
+def _index_samples(rng, op: str):
+    """(x,) for max_pool2d_with_index, (g, index) / (h, index) for its backward ops; one case has
+    tied maxima (all-zero windows, as after a relu), where the first max must win."""
+    out = []
+    for xs, a, note in _MAX_POOL_CASES + [((1, 3, 6, 6), {"kernel": (3, 3), "stride": (1, 1)}, "ties")]:
+        x = np.maximum(rng.integers(-2, 3, size=xs), 0).astype(np.float32) if note == "ties" else rand(rng, *xs)
+        if op == "forward":  # ties: the value's gradient is not differentiable there
+            out.append(Sample((x,), a, note, no_grad_check=(0,) if note == "ties" else ()))
+            continue
+        pooled, index = _with_index_ref(x, **{**_MAX_POOL_ATTRS, **a})
+        if op == "grad":
+            out.append(Sample((rand(rng, *pooled.shape), index), {**a, "input_shape": xs}, note))
+        else:
+            out.append(Sample((rand(rng, *xs), index), a, note))
+    return out
+
+
+max_pool2d_with_index = defop(
+    "max_pool2d_with_index",
+    infer=_with_index_infer,
+    ref=_with_index_ref,
+    lower=_with_index_lower,
+    grad=lambda g, x, out, **attrs: (O.max_pool2d_index_grad(g[0], out[1], input_shape=tuple(x.shape), **attrs),),
+    fusion=ANCHOR,
+    attrs=dict(_MAX_POOL_ATTRS),
+    samples=lambda rng: _index_samples(rng, "forward"),
+    doc="max_pool2d, and each window's first max as its flat tap kh * KW + kw (i32).",
+)
+
+max_pool2d_index_grad = defop(
+    "max_pool2d_index_grad",
+    infer=_index_grad_infer,
+    ref=lambda g, index, input_shape, **attrs: _np_route(g, index, *W.pool_window(input_shape, **attrs)),
+    lower=lambda g, index, input_shape, **attrs: _te_route(
+        g, index, input_shape, *W.pool_window(input_shape, **attrs), name="max_pool2d_index_grad"
+    ),
+    # linear in g: the adjoint reads h back at the same taps
+    grad=lambda h, g, index, out, input_shape, **attrs: (O.max_pool2d_index_select(h, index, **attrs), None),
+    fusion=ANCHOR,
+    attrs={**_MAX_POOL_ATTRS, "input_shape": REQUIRED},
+    samples=lambda rng: _index_samples(rng, "grad"),
+    doc="Gradient of max_pool2d_with_index: each window's g added at its tap (the index), zeros elsewhere.",
+)
+
+max_pool2d_index_select = defop(
+    "max_pool2d_index_select",
+    infer=_index_select_infer,
+    ref=lambda h, index, **attrs: _np_gather(h, index, *W.pool_window(h.shape, **attrs)),
+    lower=lambda h, index, **attrs: _te_gather(h, index, *W.pool_window(te_shape(h), **attrs), name="max_pool2d_index_select"),
+    grad=lambda g, h, index, out, **attrs: (O.max_pool2d_index_grad(g, index, input_shape=tuple(h.shape), **attrs), None),
+    fusion=ANCHOR,
+    attrs=dict(_MAX_POOL_ATTRS),
+    samples=lambda rng: _index_samples(rng, "select"),
+    doc="h read at each window's tap given by the index (the adjoint of max_pool2d_index_grad).",
 )
 
 # ---------------------------------------------------------------------------------------

@@ -100,6 +100,41 @@ def test_conv_relu_pool_group_with_packed_weight(x86):
     assert "conv2d_packed: blocked" in notes, notes
 
 
+def _vectorized_extents(cm) -> set[int]:
+    """Extents of the vectorized loops in a compiled model's kernels (read from their TVMScript)."""
+    import re
+
+    import tvm
+
+    found: set[int] = set()
+    for _, f in cm.build.mod.functions.items():
+        if isinstance(f, tvm.tirx.PrimFunc):
+            found.update(int(e) for e in re.findall(r"T\.vectorized\((\d+)\)", f.script()))
+    return found
+
+
+@pytest.mark.parametrize("n,c,hw,o", [(3, 1, 28, 32), (1, 2, 13, 16), (2, 3, 9, 20)], ids=["seed-conv1", "odd", "row-11"])
+def test_conv_pool_pads_whole_rows_as_one_vector(n, c, hw, o, x86):
+    """The padded input row (hw + 2 floats, not a multiple of 16) is one vector per row, and the
+    fused conv-bias-relu-pool still matches the numpy reference and PyTorch."""
+    import torch
+
+    x, w, bias = _rand(n, c, hw, hw), _rand(o, c, 3, 3), _rand(o)
+    b = GraphBuilder("cbrp_rows")
+    xv = Tensor(b.input("x", TensorType("f32", x.shape)))
+    with b:
+        y = ops.conv2d(xv, graphc.param("w", w), pad=(1, 1, 1, 1)) + graphc.param("b", bias.reshape(1, o, 1, 1))
+        z = ops.max_pool2d(ops.relu(y), kernel=(2, 2), stride=(2, 2))
+    g = b.build([z.value])
+    cm = graphc.compile(g, x86, log=lambda *a: None)
+    got = cm.session().run(x)[0]
+    np.testing.assert_allclose(got, graphc.run_graph(g, x)[0], rtol=1e-4, atol=1e-4)
+    want = torch.max_pool2d(torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(bias), padding=1)), 2)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+    assert "conv2d_packed: blocked" in [nt for k in cm.build.kernels for nt in k.notes]
+    assert hw + 2 in _vectorized_extents(cm)
+
+
 def test_conv2d_with_a_runtime_weight_packs_per_call(x86):
     b = GraphBuilder("convw")
     x = Tensor(b.input("x", TensorType("f32", (1, 6, 9, 9))))

@@ -22,6 +22,7 @@ from graphc.codegen.cuda_build import compile_fatbin, cuda_sources
 from graphc.codegen.module import build_relax_module
 from graphc.errors import TargetError
 from graphc.targets import resolve
+from tests.codegen.attention_cases import flash_attention_cases
 from tests.conftest import assert_close
 from tests.ops.test_registry import cases, one_node_graph, samples_of
 
@@ -302,23 +303,7 @@ def _emulated_attention(q, k, v, mask, scale, causal):
     return out.numpy(), expected
 
 
-def _sdpa_cases():
-    for i, s in enumerate(samples_of("scaled_dot_product_attention")):
-        if not s.attrs.get("softcap"):  # softcap attention is not fused into the template
-            yield pytest.param(list(s.inputs), s.attrs.get("scale"), s.attrs.get("causal", False), id=f"sample{i}-{s.note}")
-    rng = np.random.default_rng(0)
-
-    def r(*shape):
-        return rng.standard_normal(shape).astype(np.float32)
-
-    # several query blocks and key tiles, both ragged; padding mask; causal over several tiles
-    pad = np.zeros((2, 1, 1, 45), np.float32)
-    pad[..., 40:] = -1e9
-    yield pytest.param([r(2, 2, 70, 16), r(2, 2, 45, 16), r(2, 2, 45, 24), pad], None, False, id="ragged-tiles-padding-mask")
-    yield pytest.param([r(1, 3, 100, 8), r(1, 3, 100, 8), r(1, 3, 100, 8)], 0.2, True, id="causal-many-tiles")
-
-
-@pytest.mark.parametrize("inputs,scale,causal", list(_sdpa_cases()))
+@pytest.mark.parametrize("inputs,scale,causal", list(flash_attention_cases()))
 def test_flash_attention_cuda_template_numerics_emulated(inputs, scale, causal):
     q, k, v, *mask = inputs
     actual, expected = _emulated_attention(q, k, v, mask, scale, causal)

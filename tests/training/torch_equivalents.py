@@ -302,4 +302,9 @@ NOT_COMPARABLE = {
 }
 
 # Differentiable ops without a torch function (each checked against finite differences in tests/ops/test_grads.py)
-NO_TORCH: dict[str, str] = {}
+NO_TORCH: dict[str, str] = {
+    # window-relative taps (torch's return_indices are flat input positions); the gradient of the
+    # relu -> max pool composition they serve is compared with torch's in tests/training/test_conv_pool_train.py
+    **{op: "indexed by window taps, not torch's flat indices"
+       for op in ("max_pool2d_with_index", "max_pool2d_index_grad", "max_pool2d_index_select")},
+}

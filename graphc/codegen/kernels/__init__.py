@@ -39,6 +39,10 @@ def _attention_form(node: Node):
 
 def template_kernel(node: Node, target: Target):
     """(PrimFunc, note) for a fused node a template handles, else None."""
+    if node.op == "fused" and node.kind == "attention_backward":  # attention backward: flash, CPU
+        from .attention_backward_cpu import attention_backward_template
+
+        return attention_backward_template(node, target)
     if node.op != "fused" or node.kind != "attention" or target.kind not in ("x86", "arm", "cuda"):
         return None
     sdpa = _attention_form(node)

@@ -1,15 +1,19 @@
 """Flash attention for CPUs: one kernel, online softmax over key blocks.
 
 For each (batch, block of BQ query rows) — the parallel loop — the kernel walks the
-keys in blocks of BK: scores for the block (BQ x BK, a stack scratch), running row
-max m, running sum l and the output accumulator acc (BQ x Dv) rescaled by
-exp(m_old - m_new), then acc += P @ V_block. The seq x seq score matrix never
-exists in memory. Causal masks skip whole key blocks past the diagonal. A row whose
-keys are all masked outputs zeros (like torch).
+keys in blocks of BK, keeping a running row max m, running row sums l and the output
+accumulator acc (BQ x Dv) rescaled by 2**(m_old - m_new). The seq x seq score matrix
+never exists in memory. Causal masks skip whole key blocks past the diagonal. A row
+whose keys are all masked outputs zeros (like torch).
 
-K comes transposed ([..., D, Sk], the layout q @ kT reads): a row of scores is then
-D broadcast-FMAs of contiguous key vectors. Rows are processed ROWS at a time so
-each loaded key/value vector feeds ROWS accumulators.
+Each group of ROWS query rows does a key block's whole step with its scores in
+registers, like a GEMM micro-kernel: the ROWS x BK score tile (K comes transposed,
+[..., D, Sk], so a row of scores is D broadcast-FMAs of contiguous key vectors), then
+scale, mask, row max and exp on the tile (scores carry a log2(e) factor so exp is a
+cheap exp2), P stored once (ROWS x BK, L1), then acc += P @ V_block as a ROWS x Dv
+tile. Row sums stay lane-wise until the output is written, so a block needs one
+horizontal reduction per row (the max, a shuffle butterfly). The generated loops are
+checked in the assembly: tiles in zmm registers, exp2 as 16-lane vector code.
 
 Batch dims broadcast numpy-style: every operand is addressed through a flat view
 with a per-operand batch offset computed from the flattened batch index.
@@ -23,11 +27,9 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
-from ...ops.te_util import fast_exp
-
-BLOCK_Q = 16
+BLOCK_Q = 64  # query rows per task: each key / value block loaded into L1 serves BLOCK_Q / ROWS row groups
 BLOCK_K = 64
-ROWS = 4  # query rows sharing each key / value vector load
+ROWS = 4  # query rows sharing each key / value vector load (ROWS x 4 zmm accumulators)
 
 
 @dataclass(frozen=True)
@@ -91,16 +93,82 @@ def score_terms(sh: AttentionShapes, causal: bool):
     return mask_term, valid, mdtype
 
 
+LOG2E = 1.4426950408889634
+
+
+def _exp2(x):
+    """2**x for float32 x <= 0 (what the online softmax feeds it: scores minus their running max),
+    -inf -> 0, NaN propagates: round to the nearest integer n, a degree-6 polynomial for 2**(x-n) on
+    [-0.5, 0.5] (Cephes exp2f, relative error ~1e-7), 2**n put in the exponent bits. Unlike
+    `fast_exp` it needs no upper clamp and no ln2 range reduction, and it has no `isnan` (which
+    stops TVM from vectorizing the loop): the lower clamp is a compare-select that lets NaN through,
+    and NaN then propagates through the arithmetic."""
+
+    def c(v):
+        return tirx.const(v, "float32")
+
+    xc = tirx.Select(x < c(-127.0), c(-127.0), x)  # 2**-127 and below flush to 0 (exponent field 0)
+    n = tirx.floor(xc + c(0.5))
+    f = xc - n
+    poly = c(1.535336188319500e-4)
+    for coef in (1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2, 2.402264791363012e-1, 6.931472028550421e-1):
+        poly = poly * f + c(coef)
+    two_n = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n) + tirx.const(127, "int32"), tirx.const(23, "int32")))
+    return (poly * f + c(1.0)) * two_n
+
+
+def _row_vec(buf, row, start, lanes: int):
+    """buf[row, start:start+lanes] as one vector expression."""
+    return tirx.BufferLoad(buf, [row, tirx.Ramp(start, 1, lanes)])
+
+
+def _lane_fold(buf, row, width: int, lanes: int, op):
+    """buf[row, :width] folded lane-wise to one `lanes`-wide vector (op over its width/lanes pieces).
+    The row is read as one access as wide as the vectorized loops that wrote it: narrower accesses
+    make LLVM split the register tile into scalar pieces."""
+    whole = _row_vec(buf, row, 0, width)
+    v = tirx.Shuffle([whole], list(range(lanes)))
+    for jc in range(1, width // lanes):
+        v = op(v, tirx.Shuffle([whole], list(range(jc * lanes, (jc + 1) * lanes))))
+    return v
+
+
+def _hreduce(v, lanes: int, op):
+    """op over the lanes of vector v, as a log2(lanes)-step butterfly of full-width lane permutations
+    (a serial pass over the lanes is a lanes-long dependency chain)."""
+    w = lanes
+    while w > 1:
+        w //= 2
+        v = op(v, tirx.Shuffle([v], [c ^ w for c in range(lanes)]))
+    return tirx.Shuffle([v], [0])
+
+
+def _chunk(dv: int, most: int) -> int:
+    """Width of the output-column chunks of the P @ V micro-kernel: the largest divisor of dv up to
+    `most` (one ROWS x chunk accumulator tile in registers), or dv itself when it has no useful one."""
+    best = max(c for c in range(1, min(dv, most) + 1) if dv % c == 0)
+    return best if best * 4 >= min(dv, most) else dv
+
+
 def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: int = 16):
-    """The PrimFunc (destination-passing: q, kT, v[, mask], out)."""
+    """The PrimFunc (destination-passing: q, kT, v[, mask], out).
+
+    Per task (batch, BQ query rows) and key block (BK keys), each group of ROWS rows runs the whole
+    online-softmax step with its scores in registers, like a GEMM micro-kernel: S = Q K^T as a
+    ROWS x BK tile (D broadcast-FMAs of contiguous key vectors), then scale / mask / row max / exp2
+    on the tile itself (scores pre-multiplied by log2(e), so exp is exp2), P stored once (ROWS x BK,
+    L1), then acc[rows] = acc[rows] * alpha + P @ V_block as a ROWS x chunk tile. Row sums stay
+    lane-wise vectors until the end, so the only horizontal reduction per block is the row max."""
     *_, Sq, D = sh.q
     Sk, Dv = sh.kt[-1], sh.v[-1]
     B = int(np.prod(sh.batch, dtype=np.int64)) if sh.batch else 1
-    BQ = BLOCK_Q
+    BQ = min(BLOCK_Q, -(-Sq // ROWS) * ROWS)  # short sequences: no rows computed only to be dropped
+    BK0 = BLOCK_K if lanes >= 16 else 4 * lanes  # ROWS x BK/lanes accumulators must fit the register file
     # key blocks that tile Sk exactly keep key loads contiguous; otherwise the last block's
     # indices are clamped (correct, but gathered)
-    exact = [bk for bk in range(BLOCK_K, lanes - 1, -lanes) if Sk % bk == 0]
-    BK = exact[0] if exact else min(BLOCK_K, -(-Sk // lanes) * lanes)
+    exact = [bk for bk in range(BK0, lanes - 1, -lanes) if Sk % bk == 0]
+    BK = exact[0] if exact else min(BK0, -(-Sk // lanes) * lanes)
+    DC = _chunk(Dv, BK0)
 
     def key_index(j):
         return j if exact else tirx.min(j, Sk - 1)
@@ -120,81 +188,81 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
     def key_blocks(q0):
         return tirx.min(nkb, (q0 + BQ + BK - 1) // BK) if causal else nkb
 
+    def add(a, b):
+        return a + b
+
+    def row_max(buf, ii):
+        return _hreduce(_lane_fold(buf, ii, BK, lanes, tirx.max), lanes, tirx.max)
+
+    def row_sum(buf, i):
+        return _hreduce(_row_vec(buf, i, 0, lanes), lanes, add)
+
+
     @T.macro
     def body(qf, kf, vf, mf, of):
         for task in T.parallel(B * nqb):
-            s = T.alloc_local((BQ, BK), "float32")
             acc = T.alloc_local((BQ, Dv), "float32")
-            m = T.alloc_local((BQ,), "float32")
-            lsum = T.alloc_local((BQ,), "float32")
-            tile = T.alloc_local((ROWS, max(BK, Dv)), "float32")  # register tile: constant indices only
-            red = T.alloc_local((lanes,), "float32")
-            one = T.alloc_local((2,), "float32")
+            m = T.alloc_local((BQ,), "float32")  # running row max, log2 units
+            lsum = T.alloc_local((BQ, lanes), "float32")  # running row sums, lane-wise
+            p = T.alloc_local((ROWS, BK), "float32")
+            tile = T.alloc_local((ROWS, max(BK, DC)), "float32")  # register tile: constant indices only
+            mref = T.alloc_local((ROWS,), "float32")
+            alpha = T.alloc_local((ROWS,), "float32")
             bb = task // nqb
             q0 = task % nqb * BQ
+            qb = _offset(bb, sh.batch, qs)
+            kb0 = _offset(bb, sh.batch, ks)
+            vb = _offset(bb, sh.batch, vs)
             for i in range(BQ):
                 m[i] = f32(neg_inf)
-                lsum[i] = f32(0.0)
+                for c in T.vectorized(lanes):
+                    lsum[i, c] = f32(0.0)
                 for d in T.vectorized(Dv):
                     acc[i, d] = f32(0.0)
             for kb in range(key_blocks(q0)):
                 k0 = kb * BK
-                for i0 in range(BQ // ROWS):  # scores: ROWS rows x BK keys, D broadcast-FMAs each
+                for i0 in range(BQ // ROWS):
+                    r0 = q0 + i0 * ROWS
                     for ii in T.unroll(ROWS):
                         for j in T.vectorized(BK):
                             tile[ii, j] = f32(0.0)
                     for d in range(D):
                         for ii in T.unroll(ROWS):
                             for j in T.vectorized(BK):
-                                tile[ii, j] = tile[ii, j] + qf[
-                                    _offset(bb, sh.batch, qs) + T.min(q0 + i0 * ROWS + ii, Sq - 1) * D + d
-                                ] * kf[_offset(bb, sh.batch, ks) + d * Sk + key_index(k0 + j)]
-                    for ii in T.unroll(ROWS):  # scaled, masked, stored once
-                        for j in T.vectorized(BK):
-                            s[i0 * ROWS + ii, j] = T.Select(
-                                valid(q0 + i0 * ROWS + ii, k0 + j),
-                                tile[ii, j] * f32(scale) + mask_term(mf, bb, q0 + i0 * ROWS + ii, k0 + j),
+                                tile[ii, j] = tile[ii, j] + qf[qb + T.min(r0 + ii, Sq - 1) * D + d] * kf[kb0 + d * Sk + key_index(k0 + j)]
+                    for ii in T.unroll(ROWS):
+                        for j in T.vectorized(BK):  # log2-scaled, masked scores
+                            tile[ii, j] = T.Select(
+                                valid(r0 + ii, k0 + j),
+                                tile[ii, j] * f32(scale * LOG2E) + mask_term(mf, bb, r0 + ii, k0 + j) * f32(LOG2E),
                                 f32(neg_inf),
                             )
-                for i in range(BQ):
-                    # new row max (vector partial maxima, then a short serial pass)
-                    for c in T.vectorized(lanes):
-                        red[c] = f32(neg_inf)
-                    for jc in range(BK // lanes):
-                        for c in T.vectorized(lanes):
-                            red[c] = T.max(red[c], s[i, jc * lanes + c])
-                    one[0] = m[i]
-                    for c in range(lanes):
-                        one[0] = T.max(one[0], red[c])
-                    # rows with every key masked so far: exp(-inf - 0) = 0, not exp(nan)
-                    one[1] = T.Select(one[0] == f32(neg_inf), f32(0.0), one[0])
-                    for c in T.vectorized(lanes):
-                        red[c] = f32(0.0)
-                    for jc in range(BK // lanes):
-                        for c in T.vectorized(lanes):
-                            s[i, jc * lanes + c] = fast_exp(s[i, jc * lanes + c] - one[1])
-                            red[c] = red[c] + s[i, jc * lanes + c]
-                    alpha = fast_exp(m[i] - one[1])
-                    lsum[i] = lsum[i] * alpha
-                    for c in range(lanes):
-                        lsum[i] = lsum[i] + red[c]
-                    m[i] = one[0]
-                    for d in T.vectorized(Dv):
-                        acc[i, d] = acc[i, d] * alpha
-                for i0 in range(BQ // ROWS):  # acc += P @ V_block, each value vector feeding ROWS rows
+                        alpha[ii] = m[i0 * ROWS + ii]
+                        m[i0 * ROWS + ii] = T.max(alpha[ii], row_max(tile, ii))
+                        # rows with every key masked so far: exp2(-inf - 0) = 0, not exp2(nan)
+                        mref[ii] = T.Select(m[i0 * ROWS + ii] == f32(neg_inf), f32(0.0), m[i0 * ROWS + ii])
+                        alpha[ii] = _exp2(alpha[ii] - mref[ii])
                     for ii in T.unroll(ROWS):
-                        for d in T.vectorized(Dv):
-                            tile[ii, d] = acc[i0 * ROWS + ii, d]
-                    for j in range(T.min(BK, Sk - k0)):
+                        for j in T.vectorized(BK):
+                            p[ii, j] = _exp2(tile[ii, j] - mref[ii])
+                    for ii in T.unroll(ROWS):  # row sums stay lane-wise: no horizontal add per block
+                        lsum[i0 * ROWS + ii, T.Ramp(0, 1, lanes)] = lsum[i0 * ROWS + ii, T.Ramp(0, 1, lanes)] * T.Broadcast(
+                            alpha[ii], lanes) + _lane_fold(p, ii, BK, lanes, add)
+                    for dc in range(Dv // DC):
                         for ii in T.unroll(ROWS):
-                            for d in T.vectorized(Dv):
-                                tile[ii, d] = tile[ii, d] + s[i0 * ROWS + ii, j] * vf[_offset(bb, sh.batch, vs) + (k0 + j) * Dv + d]
-                    for ii in T.unroll(ROWS):
-                        for d in T.vectorized(Dv):
-                            acc[i0 * ROWS + ii, d] = tile[ii, d]
+                            for d in T.vectorized(DC):
+                                tile[ii, d] = acc[i0 * ROWS + ii, dc * DC + d] * alpha[ii]
+                        for j in range(T.min(BK, Sk - k0)):
+                            for ii in T.unroll(ROWS):
+                                for d in T.vectorized(DC):
+                                    tile[ii, d] = tile[ii, d] + p[ii, j] * vf[vb + (k0 + j) * Dv + dc * DC + d]
+                        for ii in T.unroll(ROWS):
+                            for d in T.vectorized(DC):
+                                acc[i0 * ROWS + ii, dc * DC + d] = tile[ii, d]
             for i in range(T.min(BQ, Sq - q0)):
+                mref[0] = row_sum(lsum, i)
                 for d in T.vectorized(Dv):
-                    of[bb * Sq * Dv + (q0 + i) * Dv + d] = T.Select(lsum[i] > f32(0.0), acc[i, d] / lsum[i], f32(0.0))
+                    of[bb * Sq * Dv + (q0 + i) * Dv + d] = T.Select(mref[0] == f32(0.0), f32(0.0), acc[i, d] / mref[0])
 
     if has_mask:
 

@@ -78,7 +78,8 @@ def _conv_gemm(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
 
 def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     for prod in sch.get_producers(blk):  # the padded input (and a per-call weight pack): own loop nests
-        schedule_spatial(sch, prod, p)
+        if not _schedule_padding(sch, prod, p):
+            schedule_spatial(sch, prod, p)
     pool = _pooling_consumer(sch, blk)
     if pool is not None:
         _schedule_conv_pool(sch, blk, pool, p, vl, nv)
@@ -102,6 +103,25 @@ def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     sch.unroll(wi)
     if reduce_loops:
         sch.decompose_reduction(blk, reduce_loops[0])
+
+
+def _schedule_padding(sch: s_tir.Schedule, blk, p: CpuParams) -> bool:
+    """The padded input [n, c, hp, wp] as one vector per padded row when a row is at most four
+    vectors long (LLVM splits it into whole vectors and one masked tail): the generic rule would
+    use the widest lane count dividing the row (2 for the seed CNN's 30-wide rows) and run 15
+    scalar-ish iterations per row. Returns False (the generic rule applies) otherwise."""
+    loops = sch.get_loops(blk)
+    if len(loops) != 4 or len(sch.get(blk).writes) != 1:
+        return False
+    row = int(sch.get(loops[-1]).extent)
+    lanes = p.lanes(dtype_bits(sch, blk))
+    if row % lanes == 0 or row > 4 * lanes:
+        return False  # whole vectors already, or long rows the generic split handles well
+    sch.vectorize(loops[-1])
+    outer = sch.fuse(*loops[:-1])
+    if p.num_threads > 1:
+        sch.parallel(outer)
+    return True
 
 
 def _input_outweighs_weight(sch: s_tir.Schedule, blk) -> bool:
@@ -141,26 +161,35 @@ def _micro_kernel(sch: s_tir.Schedule, blk, o, w, reduce_loops, vl: int) -> None
 
 
 def _pooling_consumer(sch: s_tir.Schedule, blk):
-    """The conv's single consumer if it is a spatial stage reading the conv through windows
-    (its output is spatially smaller: a max/avg pool with the epilogue inlined into it)."""
+    """The conv's consumers if they are spatial stages reading the conv through windows (their
+    outputs are spatially smaller: a max/avg pool with the epilogue inlined into it), all of
+    one shape; several when the pool has several outputs (training's max_pool2d_with_index: the
+    pooled value and its tap, one TE compute that becomes one block per output)."""
     consumers = sch.get_consumers(blk)
-    if len(consumers) != 1 or is_reduction(sch, consumers[0]):
+    if not consumers or any(is_reduction(sch, c) for c in consumers):
         return None
-    out = region_buffer(sch.get(consumers[0]).writes[0])
+    outs = [region_buffer(sch.get(c).writes[0]) for c in consumers]
     conv_out = region_buffer(sch.get(blk).writes[0])
+    out = outs[0]
     if len(out.shape) != 4 or int(out.shape[0]) != int(conv_out.shape[0]):
         return None
+    if any([int(d) for d in o.shape] != [int(d) for d in out.shape] for o in outs[1:]):
+        return None
     smaller = int(out.shape[2]) < int(conv_out.shape[2]) or int(out.shape[3]) < int(conv_out.shape[3])
-    return consumers[0] if smaller else None
+    return consumers if smaller else None
 
 
-def _schedule_conv_pool(sch: s_tir.Schedule, conv, pool, p: CpuParams, vl: int, nv: int) -> None:
+def _schedule_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, vl: int, nv: int) -> None:
     """One kernel for conv -> (bias, activation) -> pool: for each (image, channel panel, pooled
     row), the conv rows that pooled row reads are computed into a small scratch buffer
     ([rows, width, panel] floats, stack-allocated, L1-resident) by the register micro-kernel,
-    and the pool reads them from there: the full-resolution activation never reaches memory."""
+    and the pool reads them from there: the full-resolution activation never reaches memory.
+    A pool with several outputs (`pools`, one block each) shares one loop nest: each pooled
+    element's outputs are computed together from the same scratch values."""
     panel = vl * nv
-    n, c, ph, pw = sch.get_loops(pool)
+    if len(pools) > 1:
+        sch.merge(*[sch.get_loops(b)[-1] for b in pools])
+    n, c, ph, pw = sch.get_loops(pools[0])
     cb, ci = sch.split(c, [None, panel])
     cm, cv = sch.split(ci, [None, vl])
     sch.reorder(n, cb, ph, pw, cm, cv)
