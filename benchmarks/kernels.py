@@ -174,7 +174,7 @@ def run(rounds: int = 40, only: str | None = None, out: str | None = None) -> di
         t0 = time.perf_counter()
         fn()
         inner = max(1, min(200, int(3e-4 / max(time.perf_counter() - t0, 1e-6))))
-        r = interleaved({"graphc": fn, "torch": t_fn}, rounds=rounds, inner=inner)
+        r = interleaved({"graphc": fn, "torch": t_fn}, rounds=rounds, inner=inner, gap_s=0.05)  # torch's OpenMP pool spins after a call
         gf = {k: kern.flops / v["median_ms"] / 1e6 for k, v in r.items()}
         row = {
             "kernel": kern.name, "model": kern.model, "kind": kern.kind, "shape": list(kern.shape), "gflop": kern.flops / 1e9,

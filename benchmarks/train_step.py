@@ -62,7 +62,7 @@ def run(models: list[str], optimizer: str, rounds: int) -> dict:
     results = {}
     for model in models:
         fns, info = _systems(model, optimizer, threads)
-        times = interleaved(fns, rounds=rounds, warmup=3)
+        times = interleaved(fns, rounds=rounds, warmup=3, gap_s=0.1)  # torch's OpenMP pool spins after its step
         row = {
             "description": CASES[model].description,
             **{f"{k}_ms": v["median_ms"] for k, v in times.items()},
