@@ -85,16 +85,21 @@ def flash_attention_backward_cpu(sh: AttentionShapes, scale: float, causal: bool
             vT[e, j] = vf[_offset(bb, sh.batch, vs) + key_index(k0 + j) * Dv + e]
 
     @T.macro
+    def rows_times(tile, af, a_base, width, bT, r0):
+        # tile = a[r0 .. r0 + ROWS, :width] @ bT[:width, :BK]: ROWS x BK accumulators in registers
+        for ii in T.unroll(ROWS):
+            for j in T.vectorized(BK):
+                tile[ii, j] = f32(0.0)
+        for d in range(width):
+            for ii in T.unroll(ROWS):
+                for j in T.vectorized(BK):
+                    tile[ii, j] = tile[ii, j] + af[a_base + T.min(r0 + ii, Sq - 1) * width + d] * bT[d, j]
+
+    @T.macro
     def score_tiles(qf, gf, mf, kT, vT, s, dp, tile, bb, q0, k0):
         # s = scale * q kT + mask (-inf where masked or out of range), dp = g vT: BQ x BK each
         for i0 in range(BQ // ROWS):
-            for ii in T.unroll(ROWS):
-                for j in T.vectorized(BK):
-                    tile[ii, j] = f32(0.0)
-            for d in range(D):
-                for ii in T.unroll(ROWS):
-                    for j in T.vectorized(BK):
-                        tile[ii, j] = tile[ii, j] + qf[_offset(bb, sh.batch, qs) + T.min(q0 + i0 * ROWS + ii, Sq - 1) * D + d] * kT[d, j]
+            rows_times(tile, qf, _offset(bb, sh.batch, qs), D, kT, q0 + i0 * ROWS)
             for ii in T.unroll(ROWS):
                 for j in T.vectorized(BK):
                     s[i0 * ROWS + ii, j] = T.Select(
@@ -102,13 +107,7 @@ def flash_attention_backward_cpu(sh: AttentionShapes, scale: float, causal: bool
                         tile[ii, j] * f32(scale) + mask_term(mf, bb, q0 + i0 * ROWS + ii, k0 + j),
                         f32(neg_inf),
                     )
-            for ii in T.unroll(ROWS):
-                for j in T.vectorized(BK):
-                    tile[ii, j] = f32(0.0)
-            for e in range(Dv):
-                for ii in T.unroll(ROWS):
-                    for j in T.vectorized(BK):
-                        tile[ii, j] = tile[ii, j] + gf[bb * Sq * Dv + T.min(q0 + i0 * ROWS + ii, Sq - 1) * Dv + e] * vT[e, j]
+            rows_times(tile, gf, bb * Sq * Dv, Dv, vT, q0 + i0 * ROWS)
             for ii in T.unroll(ROWS):
                 for j in T.vectorized(BK):
                     dp[i0 * ROWS + ii, j] = tile[ii, j]
