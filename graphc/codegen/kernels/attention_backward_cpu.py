@@ -31,7 +31,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from ...ops.te_util import fast_exp
-from .attention_cpu import AttentionShapes, _batch_strides, _offset, score_terms
+from .attention_cpu import AttentionShapes, _offset, score_terms
 
 BLOCK_Q = 16
 BLOCK_K = 64
@@ -50,7 +50,7 @@ def flash_attention_backward_cpu(sh: AttentionShapes, scale: float, causal: bool
     *_, Sq, D = sh.q
     Sk, Dv = sh.kt[-1], sh.v[-1]
     k_shape = (*sh.kt[:-2], Sk, D)
-    B = int(np.prod(sh.batch, dtype=np.int64)) if sh.batch else 1
+    B = sh.flat_batch
     BQ = BLOCK_Q
     BK, exact = _key_block(Sk, lanes)
     W = max(BK, D, Dv)  # register tile width: score rows (BK) or gradient rows (D, Dv)
@@ -59,9 +59,7 @@ def flash_attention_backward_cpu(sh: AttentionShapes, scale: float, causal: bool
         return j if exact else tirx.min(j, Sk - 1)
 
     nqb, nkb = -(-Sq // BQ), -(-Sk // BK)
-    qs = _batch_strides(sh.q, sh.batch, Sq * D)
-    ks = _batch_strides(k_shape, sh.batch, Sk * D)
-    vs = _batch_strides(sh.v, sh.batch, Sk * Dv)
+    qs, ks, vs = sh.operand_strides()
     mask_term, valid, mdtype = score_terms(sh, causal)
     neg_inf = -math.inf
     size = lambda shape: int(np.prod(shape, dtype=np.int64))  # noqa: E731

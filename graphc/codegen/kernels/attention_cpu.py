@@ -45,6 +45,19 @@ class AttentionShapes:
     def batch(self) -> tuple[int, ...]:
         return self.out[:-2]
 
+    @property
+    def flat_batch(self) -> int:
+        """Number of (broadcast) batch slices: the kernels' flat batch index runs over it."""
+        return int(np.prod(self.batch, dtype=np.int64)) if self.batch else 1
+
+    def operand_strides(self) -> tuple[list[int], list[int], list[int]]:
+        """Per output-batch-dim element strides of q, k and v (0 where one broadcasts); k's are
+        the same whether it is stored [..., D, Sk] or [..., Sk, D]."""
+        Sq, D = self.q[-2:]
+        Sk, Dv = self.kt[-1], self.v[-1]
+        return (_batch_strides(self.q, self.batch, Sq * D), _batch_strides(self.kt, self.batch, D * Sk),
+                _batch_strides(self.v, self.batch, Sk * Dv))
+
 
 def _batch_strides(shape: tuple[int, ...], batch: tuple[int, ...], inner: int) -> list[int]:
     """Per output-batch-dim element stride of an operand (0 where it broadcasts)."""
@@ -161,7 +174,7 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
     lane-wise vectors until the end, so the only horizontal reduction per block is the row max."""
     *_, Sq, D = sh.q
     Sk, Dv = sh.kt[-1], sh.v[-1]
-    B = int(np.prod(sh.batch, dtype=np.int64)) if sh.batch else 1
+    B = sh.flat_batch
     BQ = min(BLOCK_Q, -(-Sq // ROWS) * ROWS)  # short sequences: no rows computed only to be dropped
     BK0 = BLOCK_K if lanes >= 16 else 4 * lanes  # ROWS x BK/lanes accumulators must fit the register file
     # key blocks that tile Sk exactly keep key loads contiguous; otherwise the last block's
@@ -174,9 +187,7 @@ def flash_attention_cpu(sh: AttentionShapes, scale: float, causal: bool, lanes: 
         return j if exact else tirx.min(j, Sk - 1)
 
     nqb, nkb = -(-Sq // BQ), -(-Sk // BK)
-    qs = _batch_strides(sh.q, sh.batch, Sq * D)
-    ks = _batch_strides(sh.kt, sh.batch, D * Sk)
-    vs = _batch_strides(sh.v, sh.batch, Sk * Dv)
+    qs, ks, vs = sh.operand_strides()
     has_mask = sh.mask is not None
     mask_term, valid, mdtype = score_terms(sh, causal)
     neg_inf = -math.inf

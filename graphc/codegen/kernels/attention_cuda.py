@@ -24,7 +24,7 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .attention_cpu import AttentionShapes, _batch_strides, _offset, score_terms
+from .attention_cpu import AttentionShapes, _offset, score_terms
 
 MAX_THREADS = 64  # query rows (= threads) per block
 TILE_KEYS = (16, 8)  # keys per shared-memory tile (32 would triple nvcc time for a few % fewer syncs)
@@ -52,11 +52,9 @@ def flash_attention_cuda(sh: AttentionShapes, scale: float, causal: bool, emulat
     BQ, BK = plan
     *_, Sq, D = sh.q
     Sk, Dv = sh.kt[-1], sh.v[-1]
-    B = int(np.prod(sh.batch, dtype=np.int64)) if sh.batch else 1
+    B = sh.flat_batch
     nqb, nkb = -(-Sq // BQ), -(-Sk // BK)
-    qs = _batch_strides(sh.q, sh.batch, Sq * D)
-    ks = _batch_strides(sh.kt, sh.batch, D * Sk)
-    vs = _batch_strides(sh.v, sh.batch, Sk * Dv)
+    qs, ks, vs = sh.operand_strides()
     has_mask = sh.mask is not None
     mask_term, valid, mdtype = score_terms(sh, causal)
     neg_inf = -math.inf
