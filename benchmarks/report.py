@@ -28,7 +28,20 @@ def tuning_summary(db_path: str, model: str) -> dict | None:
         sessions = [s for s in json.load(f) if s["model"] == model]
     if not sessions:
         return None
-    return {"seconds": sum(s["seconds"] for s in sessions), "trials": sum(s["trials_run"] for s in sessions), "sessions": len(sessions)}
+    return {
+        "seconds": sum(s["seconds"] for s in sessions),
+        "trials": sum(s["trials_run"] for s in sessions),
+        "candidates": sum(s.get("candidates", 0) for s in sessions),  # template knob configurations
+        "sessions": len(sessions),
+    }
+
+
+def _tuning_work(t: dict) -> str:
+    """'40 template candidates + 64 MetaSchedule trials' (what was measured)."""
+    parts = [f"{t['candidates']} template candidates"] if t.get("candidates") else []
+    if t.get("trials") or not parts:
+        parts.append(f"{t['trials']} MetaSchedule trials")
+    return " + ".join(parts)
 
 
 def _ms(entry: dict | None) -> str:
@@ -83,7 +96,7 @@ def markdown(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     tunings = {n: r["tuning"] for n, r in models.items() if r.get("tuning")}
     if tunings:
-        lines += ["", "Tuning (`graphc tune`): " + "; ".join(f"{n} {t['trials']} trials in {t['seconds'] / 60:.1f} min" for n, t in tunings.items()) + "."]
+        lines += ["", "Tuning (`graphc tune`): " + "; ".join(f"{n} {_tuning_work(t)} in {t['seconds'] / 60:.1f} min" for n, t in tunings.items()) + "."]
     return "\n".join(lines) + "\n"
 
 

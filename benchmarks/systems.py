@@ -150,7 +150,7 @@ def graphc_system(tuning: "str | bool", session: Callable | None = None) -> Call
             target = resolve("x86", num_threads=_threads())
             compiled = graphc.compile(case.onnx_path, target, tuning=tuning, log=lambda *a, **k: None)
             sess = session(compiled) if session is not None else compiled.session()
-            tuned = sum(k.uses for k in compiled.build.kernels if any(n.startswith("tuned (MetaSchedule") for n in k.notes))
+            tuned = sum(k.uses for k in compiled.build.kernels if any(n.startswith("tuned (") for n in k.notes))
             notes = [f"{sum(k.uses for k in compiled.build.kernels)} kernel calls, {tuned} tuned"]
             return (lambda: sess.run(**case.inputs)), notes
 

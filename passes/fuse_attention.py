@@ -13,7 +13,8 @@ which becomes ``fused[attention](q, kT, v[, mask])`` whose body is one
 scaled_dot_product_attention op (reading k as the transpose of kT): codegen lowers
 it to a flash-style kernel (online softmax over key blocks) that never writes the
 seq x seq score matrix to memory and reads keys in the kT layout q @ kT uses. A
-constant lower-triangular `keep` mask becomes ``causal=True``.
+constant lower-triangular `keep` mask, or a constant additive one (0 on and below the
+diagonal, a masking value above), becomes ``causal=True``.
 scaled_dot_product_attention ops that arrive as such (torch.export, the ONNX
 Attention op) are wrapped the same way, with kT = transpose(k) computed outside
 (where `canonicalize` composes it with the transposes that produced k).
@@ -70,14 +71,29 @@ def _check(m, ctx):
     return ctx.only_feeds(m)
 
 
+def _const_square(v, sq: int, sk: int) -> np.ndarray | None:
+    """v's constant value as an (sq, sk) array when it is one broadcast over every batch."""
+    if not v.is_const:
+        return None
+    arr = np.asarray(v.node.data)
+    return arr.reshape(sq, sk) if arr.shape[-2:] == (sq, sk) and arr.size == sq * sk else None
+
+
 def _is_causal(keep, sq: int, sk: int) -> bool:
     """keep is a constant lower-triangular (top-left aligned) boolean mask, broadcast over batches."""
-    if not keep.is_const:
+    arr = _const_square(keep, sq, sk)
+    return arr is not None and bool(np.array_equal(arr, np.tril(np.ones((sq, sk), dtype=bool))))
+
+
+def _is_additive_causal(mask, sq: int, sk: int) -> bool:
+    """mask is a constant additive causal mask (GPT-2's ONNX export: 0 on and below the diagonal,
+    finfo.min above), broadcast over batches. As causal=True the kernel skips the key blocks past
+    the diagonal and reads no mask: GPT-2's s128 attention kernel ran 1.15-1.26x faster."""
+    arr = _const_square(mask, sq, sk)
+    if arr is None or arr.dtype.kind != "f":
         return False
-    arr = np.asarray(keep.node.data)
-    if arr.shape[-2:] != (sq, sk) or arr.size != sq * sk:
-        return False
-    return bool(np.array_equal(arr.reshape(sq, sk), np.tril(np.ones((sq, sk), dtype=bool))))
+    tril = np.tril(np.ones((sq, sk), dtype=bool))
+    return bool(np.all(arr[tril] == 0) and np.all(arr[~tril] <= MASK_FILL_MAX))
 
 
 def _swap_last(t: Tensor) -> Tensor:
@@ -106,6 +122,8 @@ def _rewrite(b, m):
     mask, keep, causal = m.get("mask"), m.get("keep"), False
     if keep is not None and mask is None and _is_causal(keep, sq, sk):
         causal, keep = True, None
+    if mask is not None and keep is None and _is_additive_causal(mask, sq, sk):
+        causal, mask = True, None
     if keep is not None:
         # a boolean keep-mask alone stays boolean; combined with an additive mask it becomes additive
         if mask is None:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from graphc import dtypes
 from graphc.errors import ArtifactError, InputError
 from graphc.targets import Target, check_loadable
 
@@ -107,16 +108,42 @@ class Session(ModelIO):
         self._main = self._vm["main"]
         self._params = [tvm.runtime.tensor(np.asarray(p, order="C"), self.device) for p in params]
         self._lock = threading.Lock()
+        self._expected = [(dtypes.to_numpy(s.dtype), tuple(s.shape)) for s in self.inputs]
+        self._staged = _StagedCall.create(self._vm, self.inputs, self.outputs, self._params, self.device)
 
     def _bind(self, args, kwargs) -> list:
         tvm = _tvm_runtime()
         return [tvm.runtime.tensor(a, self.device) for a in self.bind_arrays(args, kwargs)]
 
     def run(self, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        if self._staged is not None:
+            arrays = self._well_formed(args, kwargs)
+            if arrays is None:
+                arrays = self.bind_arrays(args, kwargs)  # the full checks (and their errors)
+            with self._lock:
+                return self._staged.run(arrays)
         tensors = self._bind(args, kwargs)
         with self._lock:
             result = self._main(*tensors, *self._params)
             return [r.numpy() for r in result]
+
+    def _well_formed(self, args, kwargs) -> list[np.ndarray] | None:
+        """The inputs in order when every one is a numpy array of exactly the expected dtype and
+        shape, given all by position or all by name; None sends the call through `bind_arrays`.
+        (Cheap checks only: `bind_arrays` took 0.13 ms of the seed MLP's 0.87 ms cold run.)"""
+        if kwargs:
+            if args or len(kwargs) != len(self._expected):
+                return None
+            try:
+                args = [kwargs[s.name] for s in self.inputs]
+            except KeyError:
+                return None
+        elif len(args) != len(self._expected):
+            return None
+        for a, (dtype, shape) in zip(args, self._expected):
+            if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+                return None
+        return list(args)
 
     def run_dict(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.run(*args, **kwargs)))
@@ -144,6 +171,56 @@ class Session(ModelIO):
                 if i >= warmup:
                     times.append((time.perf_counter() - t0) * 1e3)
         return latency_stats(times, repeat)
+
+
+class _StagedCall:
+    """`Session.run` on the CPU without per-call allocations or Python-side copies.
+
+    Inputs are copied (`np.copyto`: any strides) into tensors allocated once, to which `main`
+    was bound once together with the parameters (`VirtualMachine.save_function`: a call passes
+    no arguments through the FFI). Outputs go to numpy without a copy (`np.from_dlpack`): each
+    call's outputs are fresh VM allocations that the returned arrays keep alive. An output whose
+    memory is a staged input's, a parameter's (a graph output that is an input or a constant, or
+    a reshape of one: reshapes are views at the same address) or an earlier output's of the same
+    call is copied, so no returned array aliases the session's buffers or another output.
+    Measured on the seed MLP, one call 0.25 s after the last (as the benchmark suite times it, the
+    caches cold): 0.92 -> 0.51 ms median; `Tensor.numpy()` alone cost ~0.2 ms of cold Python per call.
+    The caller holds the session's lock (the staging tensors are shared).
+    """
+
+    SAVED_NAME = "graphc_main_staged"
+
+    def __init__(self, vm, staging: list, params: list):
+        self._views = [np.from_dlpack(t) for t in staging]
+        vm.save_function("main", self.SAVED_NAME, *staging, *params)
+        self._call = vm[self.SAVED_NAME]
+        self._pinned = frozenset(t.data_ptr() for t in (*staging, *params))
+
+    @classmethod
+    def create(cls, vm, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], params: list, device) -> "_StagedCall | None":
+        """The fast path, or None where it does not apply: not a CPU device, or a dtype numpy
+        cannot share over DLPack (bf16 has no numpy dtype of its own)."""
+        tvm = _tvm_runtime()
+        if device.dlpack_device_type() != tvm.cpu().dlpack_device_type() or any(s.dtype == "bf16" for s in (*inputs, *outputs)):
+            return None
+        staging = [tvm.runtime.empty(tuple(s.shape), dtypes.to_tvm(s.dtype), device) for s in inputs]
+        return cls(vm, staging, params)
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        for view, a in zip(self._views, arrays):
+            np.copyto(view, a)
+        return self._to_numpy(self._call())
+
+    def _to_numpy(self, result) -> list[np.ndarray]:
+        out, seen = [], set()
+        for r in result:
+            ptr = r.data_ptr()
+            if ptr in self._pinned or ptr in seen:
+                out.append(r.numpy())
+            else:
+                seen.add(ptr)
+                out.append(np.from_dlpack(r))
+        return out
 
 
 def load_library(art: ArtifactData, source: str = "<memory>"):

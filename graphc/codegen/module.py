@@ -56,7 +56,7 @@ def build_relax_module(
 ) -> ModuleBuild:
     """`graph` as the Relax function `func_name`; a `kernel_prefix` keeps kernel names unique when
     modules built for several graphs are merged into one (a train step and its eval function).
-    `tuned(unscheduled PrimFunc) -> (scheduled PrimFunc, note) | None` supplies tuned schedules
+    `tuned(unscheduled PrimFunc) -> (scheduled PrimFunc, note or notes) | None` supplies tuned schedules
     (graphc.tuning: a tuning database's record, used where it measured faster than the rule's)."""
     t0 = time.perf_counter()
     bb = relax.BlockBuilder()
@@ -111,8 +111,9 @@ def build_relax_module(
                     kernel = lower_kernel(node, name)
                     tb = time.perf_counter()
                     hit_tuned = tuned(kernel.func) if tuned is not None else None
-                    if hit_tuned is not None:
-                        func, notes = hit_tuned[0].with_attr("global_symbol", name), [hit_tuned[1]]
+                    if hit_tuned is not None:  # (func, a note or the notes of graphc's rules run with tuned knobs)
+                        note = hit_tuned[1]
+                        func, notes = hit_tuned[0].with_attr("global_symbol", name), [note] if isinstance(note, str) else list(note)
                     else:
                         func, notes = schedule_kernel(kernel, target)
                 t_lower += tb - ta

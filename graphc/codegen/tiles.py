@@ -12,6 +12,12 @@ from __future__ import annotations
 
 # accumulators that fill the register file without spilling (24 of 32 vector registers)
 TARGET_ACCUMULATORS = 24
+# How a tile's rate falls with fewer accumulators: (share of TARGET_ACCUMULATORS) ** exponent.
+# AVX-512: 4x4 (16 of 24) ran at 175/190 = 0.92 of 8x3's rate above, and (16/24) ** 0.2 = 0.92
+# (the linear share, 0.67, made the seed MLP's fc1, 64x784 @ 784x128, take 8x3 tiles that pad
+# 128 columns to 144: 137 us on one core; unpadded 16x1, 8x2 and 4x4 tiles all ran 119-122 us).
+# Other vector widths are unmeasured: the linear share.
+ACCUMULATOR_EXPONENT = {512: 0.2}
 
 
 def vector_registers(vector_bits: int) -> int:
@@ -41,7 +47,8 @@ def pick_rows(m: int, nv: int, vector_bits: int) -> int:
 def tile_efficiency(m: int, n: int, mr: int, nv: int, lanes: int, vector_bits: int) -> float:
     """Rough fraction of FMA peak an (mr x nv) tile reaches on an m x n output: register-tile
     use times the share of computed rows/columns that are real (not padding or tails)."""
-    use = min(mr * nv, TARGET_ACCUMULATORS * vector_registers(vector_bits) // 32) / (TARGET_ACCUMULATORS * vector_registers(vector_bits) / 32)
+    full = TARGET_ACCUMULATORS * vector_registers(vector_bits) / 32
+    use = (min(mr * nv, full) / full) ** ACCUMULATOR_EXPONENT.get(vector_bits, 1.0)
     rows_done = -(-m // mr) * mr
     cols_done = -(-n // (nv * lanes)) * nv * lanes
     return use * (m / rows_done) * (n / cols_done)
@@ -108,3 +115,11 @@ def conv_columns(ow: int, nv: int, vector_bits: int) -> int:
         if ow % mr == 0:
             return mr
     return top
+
+
+def tile_row_candidates(m: int, nv: int, vector_bits: int) -> list[int]:
+    """Register-tile heights (GEMM rows, conv columns) a tuner may try for m rows of `nv`
+    vectors: every height from half the register budget up to the budget (shorter tiles
+    reload the weight vectors too often), or from m/2 to m when m fits in one tile."""
+    top = min(max_rows(nv, vector_bits), m)
+    return list(range(max(1, (top + 1) // 2), top + 1))

@@ -17,6 +17,7 @@ from ._lazy import expr_dtype, tir
 from ._lazy import ops as O
 from .elementwise import _binary, _broadcast_binary, _c, _elementwise, _float_unary, _numeric_unary, _unary_samples
 from .registry import ELEMWISE, Sample, defop, rand
+from .te_util import isnan as isnan_bits
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -74,8 +75,8 @@ def _widened(fn):
     return scalar
 
 
-# TVM has no bfloat16 isnan/isinf; in float32 (exact for every bf16 value) they work
-is_nan = _widened(lambda v: tir.isnan(v))
+is_nan = isnan_bits  # a bit test: unlike tir.isnan, it vectorizes inside reductions (argmax)
+# TVM has no bfloat16 isinf; in float32 (exact for every bf16 value) it works
 is_inf = _widened(lambda v: tir.isinf(v))
 
 

@@ -104,7 +104,12 @@ def _from_key(k, dtype: str, is_max: bool):
     magnitude = tir.const((1 << (width - 1)) - 1, idt)
     bits = tir.bitwise_xor(k, tir.bitwise_and(tir.shift_right(k, tir.const(width - 1, idt)), magnitude))
     empty = tir.min_value(idt) if is_max else tir.max_value(idt)
-    value = tir.Select(k == empty, tir.const(float("-inf") if is_max else float("inf"), fdt), tir.reinterpret(fdt, bits))
+    raw = tir.reinterpret(fdt, bits)
+    # NaN keys decode to all-ones mantissas, which TVM's float32 -> bfloat16 narrowing (rounding
+    # on the bits) overflows to -0 / +0: give the canonical NaN. (A bit test on the value, not
+    # `k == INT_MIN`: TVM's simplifier folds comparisons with INT_MIN to false.)
+    value = tir.Select(isnan(raw), tir.const(float("nan"), fdt), raw)
+    value = tir.Select(k == empty, tir.const(float("-inf") if is_max else float("inf"), fdt), value)
     return value if dtype == fdt else tir.Cast(dtype, value)
 
 
@@ -454,11 +459,16 @@ def _layer_norm_te(x, weight, bias, axis, eps):
     axes = tuple(range(a, len(shape)))
     mu, ssd = _sum_sq_dev_te(x, axes, False)  # both indexed by the leading dims i[:a]
     n = _count(shape, axes)
+    # per-row stages kept out of the elementwise pass (not inlined): inlined, every 16-lane
+    # vector recomputed its row's sqrt and divisions; 1.25-1.3x faster at BERT's 128x768, 1.3-1.6x
+    # at 512x768 (x86, 2 threads, bit-identical results)
+    row_attrs = {"graphc_keep": 1}
+    mean = te.compute(mu.shape, lambda *r: mu[r], name="row_mean", attrs=row_attrs)
+    rstd = te.compute(ssd.shape, lambda *r: _c(1.0, ssd[r]) / tir.sqrt(ssd[r] / _c(n, ssd[r]) + _c(eps, ssd[r])),
+                      name="row_rstd", attrs=row_attrs)
 
     def normalized(*i):
-        v = ssd[i[:a]]
-        rstd = _c(1.0, v) / tir.sqrt(v / _c(n, v) + _c(eps, v))
-        return (x[i] - mu[i[:a]]) * rstd * weight[i[a:]] + bias[i[a:]]
+        return (x[i] - mean[i[:a]]) * rstd[i[:a]] * weight[i[a:]] + bias[i[a:]]
 
     return te.compute(shape, normalized, name="layer_norm")
 

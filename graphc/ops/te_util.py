@@ -19,6 +19,16 @@ def read_broadcast(t, out_idx):
     return t[broadcast_index(te_shape(t), out_idx)]
 
 
+def clamp_nan_through(x, lo: float, hi: float):
+    """x clamped to [lo, hi] (float32) with NaN passed through: compare-selects, false for NaN,
+    where min/max would turn NaN into a bound. LLVM still emits one vminps / vmaxps each, and the
+    polynomials below then need no NaN test of their own: NaN flows through their arithmetic."""
+    from tvm import tirx
+
+    lo_c, hi_c = tirx.const(lo, "float32"), tirx.const(hi, "float32")
+    return tirx.Select(x > hi_c, hi_c, tirx.Select(x < lo_c, lo_c, x))
+
+
 def fast_exp(x):
     """exp(x) for float32 TIR expressions as a vectorizable polynomial (Cephes expf: range
     reduction to [-ln2/2, ln2/2], degree-6 polynomial, exponent bits set directly).
@@ -37,14 +47,16 @@ def fast_exp(x):
     def c(v):
         return tirx.const(v, "float32")
 
-    xc = tirx.max(tirx.min(x, c(88.3762626647950)), c(-88.3762626647949))
+    xc = clamp_nan_through(x, -88.3762626647949, 88.3762626647950)
     n = tirx.floor(xc * c(1.44269504088896341) + c(0.5))
     r = xc - n * c(0.693359375) + n * c(2.12194440e-4)  # ln2 split in two for an exact product
     poly = ((((c(1.9875691500e-4) * r + c(1.3981999507e-3)) * r + c(8.3334519073e-3)) * r + c(4.1665795894e-2)) * r
             + c(1.6666665459e-1)) * r + c(5.0000001201e-1)
-    y = poly * r * r + r + c(1.0)
-    two_n = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n) + tirx.const(127, "int32"), tirx.const(23, "int32")))
-    return tirx.Select(tirx.isnan(x), x, y * two_n)
+    y = poly * r * r + r + c(1.0)  # NaN for a NaN x: the result's NaN
+    # n >= -127 already; the guard maps a NaN n to a number (LLVM's float -> int of NaN is poison)
+    n_int = tirx.Cast("int32", tirx.Select(n > c(-127.0), n, c(-127.0)))
+    two_n = tirx.reinterpret("float32", tirx.shift_left(n_int + tirx.const(127, "int32"), tirx.const(23, "int32")))
+    return y * two_n
 
 
 # odd rational approximations f(x) = x * P(x^2) / Q(x^2) on [-bound, bound], beyond which f is
@@ -69,9 +81,9 @@ def _odd_rational(x, bound: float, p: tuple, q: tuple):
             acc = acc * v + tirx.const(c, "float32")
         return acc
 
-    xc = tirx.max(tirx.min(x, tirx.const(bound, "float32")), tirx.const(-bound, "float32"))
+    xc = clamp_nan_through(x, -bound, bound)
     x2 = xc * xc
-    return tirx.Select(tirx.isnan(x), x, xc * horner(p, x2) / horner(q, x2))  # min/max would turn NaN into a bound
+    return xc * horner(p, x2) / horner(q, x2)  # NaN in, NaN out
 
 
 def fast_erf(x):
@@ -96,11 +108,27 @@ def fast_tanh(x):
     return _odd_rational(x, *_TANH) if expr_dtype(x) == "float32" else tirx.tanh(x)
 
 
+# IEEE binary formats: (bits, exponent-all-ones pattern); NaN <=> |bits| > that pattern
+_NAN_BITS = {"float16": (16, 0x7C00), "float32": (32, 0x7F800000), "float64": (64, 0x7FF0000000000000)}
+
+
 def isnan(x):
-    """tir.isnan for any float dtype (TVM rejects it on bfloat16: test in float32)."""
+    """x is NaN, for any float dtype, as an integer test on the bits: exponent all ones and a
+    nonzero mantissa, i.e. (bits & ~sign) > the infinity pattern. Not `tir.isnan`: TVM's
+    vectorizer and rfactor give up on it, and LLVM cannot rescue a reduction: with the NaN-
+    propagating max combiner, a 768x768 row max ran 20x faster with this, argmax 6.5x, softmax
+    12x128x128 2.4x (AVX-512, 2 threads). Not `x != x`: TVM's simplifier folds that to false.
+    bfloat16 is tested in float32 (exact)."""
     from tvm import tirx
 
     from ._lazy import expr_dtype
 
     dt = expr_dtype(x)
-    return tirx.isnan(tirx.Cast("float32", x) if dt == "bfloat16" else x)
+    if dt == "bfloat16":
+        x, dt = tirx.Cast("float32", x), "float32"
+    if dt not in _NAN_BITS:  # integers and bool: never NaN
+        return tirx.const(False, "bool")
+    bits, inf = _NAN_BITS[dt]
+    idt = f"int{bits}"
+    magnitude = tirx.reinterpret(idt, x) & tirx.const((1 << (bits - 1)) - 1, idt)
+    return magnitude > tirx.const(inf, idt)

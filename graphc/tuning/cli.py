@@ -8,10 +8,12 @@ from ..errors import GraphcError
 
 
 def add_parsers(sub) -> None:
-    t = sub.add_parser("tune", help="auto-tune a model's kernels with MetaSchedule into a persistent database")
+    t = sub.add_parser("tune", help="auto-tune a model's kernels (graphc's schedule knobs, then MetaSchedule) into a persistent database")
     t.add_argument("model", help="a .onnx file or a built-in model name (mlp, cnn, attention, resnet50, bert, gpt2)")
     t.add_argument("--target", default="x86", help="target to tune for (CPU targets); default x86")
-    t.add_argument("--trials", type=int, default=64, help="total measured candidates for the model (resumes: counts what the database holds)")
+    t.add_argument("--trials", type=int, default=64,
+                   help="total MetaSchedule candidates for the model (resumes: counts what the database holds); 0: template knobs only")
+    t.add_argument("--retune", action="store_true", help="search the template knobs again for kernels the database already has")
     t.add_argument("--db", help="tuning database directory (default: ~/.cache/graphc/tuning/<target>/)")
     t.add_argument("--trials-per-iter", type=int, default=16, help="candidates measured per search round (default 16)")
 
@@ -45,16 +47,16 @@ def cmd_tune(args) -> int:
     from ..remote_cli import tune_options  # --rpc/--key: measure on a remote device
 
     result = tune_model(path, args.target, args.trials, args.db, trials_per_iter=args.trials_per_iter, label=name,
-                        **tune_options(args))
+                        retune=args.retune, **tune_options(args))
     print(f"{'kernel':44} {'calls':>5} {'trials':>6} {'default ms':>10} {'tuned ms':>9}  kept")
     for t in result.tasks:
         tuned = f"{t.tuned_ms:9.4f}" if t.tuned_ms is not None else f"{'-':>9}"
-        kept = "tuned" if t.tuned_ms is not None and t.tuned_ms < t.default_ms else "default"
+        kept = t.method or "default"
         print(f"{t.name[:44]:44} {t.weight:5} {t.trials:6} {t.default_ms:10.4f} {tuned}  {kept}")
     default, tuned = result.estimated_ms(False), result.estimated_ms(True)
     print(
         f"kernel time per inference: default {default:.3f} ms, tuned {tuned:.3f} ms ({default / tuned:.2f}x); "
-        f"{result.trials_run} trials in {result.seconds['total']:.0f}s; database {result.db_path}"
+        f"{result.candidates} template candidates and {result.trials_run} trials in {result.seconds['total']:.0f}s; database {result.db_path}"
     )
     return 0
 

@@ -6,8 +6,10 @@ One directory per target (default ``~/.cache/graphc/tuning/<target>/``, `$GRAPHC
   the structural hash of each kernel's unscheduled PrimFunc (what codegen lowers before graphc's
   schedule rules run), so any model with the same kernel reuses them;
 * ``sessions.json``: every `graphc tune` run: model, trials, seconds;
-* ``verdicts.json``: for each tuned kernel, the measured time of its best tuned schedule and of
-  graphc's default schedule. Compile uses a tuned schedule only where it measured faster.
+* ``verdicts.json``: for each tuned kernel, per tuning method ("templates": knob values for
+  graphc's own rules, `graphc.tuning.templates`; "metaschedule": the best record above) the
+  measured time of its schedule and of graphc's default schedule, and which method won.
+  Compile uses a tuned schedule only where it measured faster.
 """
 from __future__ import annotations
 
@@ -69,8 +71,15 @@ class TuningDatabase:
             self._ms = ms.database.JSONDatabase(work_dir=self.path, module_equality="structural")
         return self._ms
 
+    def _has_ms_records(self) -> bool:
+        """Whether MetaSchedule ever wrote here (opening its database creates its files: a
+        templates-only database stays two small JSON files)."""
+        return self._ms is not None or os.path.exists(os.path.join(self.path, "database_workload.json"))
+
     def trials(self, func) -> int:
         """How many measured candidates the database holds for this kernel."""
+        if not self._has_ms_records():
+            return 0
         mod = workload_module(func)
         db = self.ms_database
         if not db.has_workload(mod):
@@ -79,18 +88,38 @@ class TuningDatabase:
 
     def best_tuned(self, func):
         """The fastest tuned schedule of this kernel as a PrimFunc, or None."""
+        if not self._has_ms_records():
+            return None
         mod = workload_module(func)
         if not self.ms_database.has_workload(mod):
             return None
         tuned = self.ms_database.query_ir_module(mod, self.target.tvm_target(), "main")
         return None if tuned is None else tuned["main"]
 
-    def record_verdict(self, func, default_ms: float, tuned_ms: float) -> None:
-        self.verdicts[workload_key(func)] = {"default_ms": default_ms, "tuned_ms": tuned_ms, "use_tuned": tuned_ms < default_ms}
+    def record_verdict(self, func, default_ms: float, tuned_ms: float, method: str = "metaschedule", knobs: dict | None = None) -> None:
+        """One method's result for a kernel; the verdict keeps the method with the best speedup,
+        each measured against the default schedule in the same run (the machine's load drifts)."""
+        key = workload_key(func)
+        results = method_results(self.verdicts.get(key))
+        results[method] = {"default_ms": default_ms, "tuned_ms": tuned_ms, **({"knobs": knobs or {}} if method == "templates" else {})}
+        best = max(results, key=lambda m: results[m]["default_ms"] / results[m]["tuned_ms"])
+        won = results[best]
+        self.verdicts[key] = {
+            "method": best,
+            "default_ms": won["default_ms"],
+            "tuned_ms": won["tuned_ms"],
+            "use_tuned": won["tuned_ms"] < won["default_ms"],
+            **({"knobs": won["knobs"]} if best == "templates" else {}),
+            "results": results,
+        }
         _write_json(os.path.join(self.path, VERDICTS), self.verdicts)
 
-    def record_session(self, model: str, trials_run: int, seconds: float) -> None:
-        """Append to sessions.json: which model was tuned, how many trials, how long it took."""
+    def has_result(self, func, method: str) -> bool:
+        return method in method_results(self.verdicts.get(workload_key(func)))
+
+    def record_session(self, model: str, trials_run: int, seconds: float, candidates: int = 0) -> None:
+        """Append to sessions.json: which model was tuned, how many MetaSchedule trials and
+        template candidates were measured, how long it took."""
         import time
 
         path = os.path.join(self.path, SESSIONS)
@@ -98,7 +127,9 @@ class TuningDatabase:
         if os.path.exists(path):
             with open(path) as f:
                 sessions = json.load(f)
-        sessions.append({"model": model, "trials_run": trials_run, "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d %H:%M")})
+        sessions.append(
+            {"model": model, "trials_run": trials_run, "candidates": candidates, "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d %H:%M")}
+        )
         _write_json(path, sessions)
 
     def lookup(self, func):
@@ -107,11 +138,40 @@ class TuningDatabase:
         verdict = self.verdicts.get(workload_key(func))
         if verdict is None or not verdict["use_tuned"]:
             return None
+        if verdict.get("method") == "templates":
+            return self._with_knobs(func, verdict)
         tuned = self.best_tuned(func)
         if tuned is None:
             return None
         speedup = verdict["default_ms"] / verdict["tuned_ms"]
         return tuned, f"tuned (MetaSchedule, {speedup:.2f}x vs default schedule)"
+
+    def _with_knobs(self, func, verdict: dict):
+        """graphc's rules with the recorded knob values, notes first saying so; the default schedule
+        (and a note why) when a rule no longer accepts them (the rules changed since tuning)."""
+        from ..codegen.knobs import describe
+        from ..codegen.lower import Kernel
+        from ..codegen.schedule import schedule_kernel
+
+        kernel = Kernel(func, [], [], "tuned")
+        tuned, notes = schedule_kernel(kernel, self.target, verdict["knobs"])
+        if any(" (" in n for n in notes):  # a rule fell back ("generic (...)"): did it with the default knobs too?
+            default, default_notes = schedule_kernel(kernel, self.target)
+            changed = [n for n in notes if n not in default_notes]
+            if changed:
+                return default, [f"default schedule (tuned knobs not applied: {changed[0]})", *default_notes]
+        speedup = verdict["default_ms"] / verdict["tuned_ms"]
+        return tuned, [f"tuned (templates: {describe(verdict['knobs'])}; {speedup:.2f}x vs default schedule)", *notes]
+
+
+def method_results(verdict: dict | None) -> dict[str, dict]:
+    """{method: {default_ms, tuned_ms[, knobs]}} of a stored verdict (one written before template
+    tuning existed holds MetaSchedule's result only)."""
+    if verdict is None:
+        return {}
+    if "results" in verdict:
+        return {m: dict(r) for m, r in verdict["results"].items()}
+    return {"metaschedule": {"default_ms": verdict["default_ms"], "tuned_ms": verdict["tuned_ms"]}}
 
 
 def open_database(tuning: "str | bool | None", target: Target) -> TuningDatabase | None:

@@ -11,8 +11,9 @@ BAR = 30
 
 
 class Progress:
-    def __init__(self, tasks, done: int, total: int, out):
+    def __init__(self, tasks, done: int, total: int, out, unit: str = "trials"):
         self.tasks = tasks
+        self.unit = unit
         self.done = done
         self.total = max(total, 1)
         self.out = out
@@ -28,7 +29,7 @@ class Progress:
         est = sum(self.tasks[i].weight * ms for i, ms in self.best_ms.items())
         filled = min(BAR, BAR * self.done // self.total)
         kernel = f"{task.name} {self.best_ms[task_id]:.4f} ms" if task_id in self.best_ms else f"{task.name} (no valid candidate yet)"
-        line = f"[{'#' * filled}{'.' * (BAR - filled)}] {self.done}/{self.total} trials  best so far: {est:.3f} ms/inference; {kernel}"
+        line = f"[{'#' * filled}{'.' * (BAR - filled)}] {self.done}/{self.total} {self.unit}  best so far: {est:.3f} ms/inference; {kernel}"
         if self.tty:
             print(f"\r{line}\x1b[K", end="", file=self.out, flush=True)
         else:

@@ -1,7 +1,12 @@
-"""`graphc tune`: MetaSchedule search over the kernels graphc compiles a model into.
+"""`graphc tune`: search over the schedules of the kernels graphc compiles a model into.
 
     result = tune_model("model.onnx", "x86", trials=256)        # into the target's default database
     compiled = graphc.compile("model.onnx", "x86")              # picks the tuned records up
+
+Two searches, in this order: the knobs of graphc's own schedule rules (`graphc.tuning.templates`:
+every kernel not yet in the database, or all with `retune`), then MetaSchedule for `trials`
+(0: templates only). Each kernel's verdict keeps the fastest of its default schedule, its
+template configuration and MetaSchedule's best record, each measured against the default.
 
 The tasks are exactly the PrimFuncs codegen lowers (after the -O2 pipeline and weight packing),
 deduplicated by structure and weighted by how often the model calls each. Hand-written template
@@ -39,6 +44,7 @@ class Task:
     default_ms: float | None = None
     tuned_ms: float | None = None
     trials: int = 0
+    method: str | None = None  # the verdict's winner: "templates", "metaschedule", None (default schedule)
 
 
 @dataclass
@@ -47,6 +53,7 @@ class TuneResult:
     tasks: list[Task]
     seconds: dict[str, float] = field(default_factory=dict)
     trials_run: int = 0
+    candidates: int = 0  # template configurations measured
 
     def estimated_ms(self, tuned: bool) -> float:
         """Sum over kernels of calls x time: the kernel time of one inference, default or with
@@ -94,10 +101,14 @@ def tune_model(
     out=sys.stdout,
     label: str | None = None,
     kernel_timer=None,
+    retune: bool = False,
 ) -> TuneResult:
     """Tune `model`'s kernels for `target` into the database at `db_path` (default: the
     target's default database). Returns per-kernel default and tuned times. `label` names the
-    model in the database's log of tuning sessions (what the benchmark reports as tuning time)."""
+    model in the database's log of tuning sessions (what the benchmark reports as tuning time).
+    `retune`: search the template knobs again for kernels the database already has.
+    The template search measures on this machine, so it is skipped when a remote `builder`,
+    `runner` or `kernel_timer` is given."""
     from ..compiler import compile as compile_model
     from ..errors import GraphcError
 
@@ -124,6 +135,12 @@ def tune_model(
         f"database {db.path}: {already} trials already, {max(remaining, 0)} to run",
         file=out,
     )
+    t_templates = time.perf_counter()
+    if builder is None and runner is None and kernel_timer is None:
+        result.candidates = _template_search(tasks, tgt, db, retune, out)
+    else:
+        print("template search skipped: it measures on this machine only", file=out)
+    seconds["templates"] = time.perf_counter() - t_templates
     t1 = time.perf_counter()
     if remaining > 0:
         progress = Progress(tasks, already, trials, out)
@@ -137,8 +154,40 @@ def tune_model(
     _compare(tasks, tgt, db, kernel_timer or _kernel_timer)
     seconds["compare"] = time.perf_counter() - t2
     seconds["total"] = time.perf_counter() - t0
-    db.record_session(label or getattr(model, "name", None) or str(model), result.trials_run, seconds["total"])
+    db.record_session(label or getattr(model, "name", None) or str(model), result.trials_run, seconds["total"], result.candidates)
     return result
+
+
+def _template_search(tasks: list[Task], tgt: Target, db: TuningDatabase, retune: bool, out) -> int:
+    """Search each kernel's schedule knobs (those not in the database yet) and record the verdicts;
+    returns how many configurations were measured."""
+    from .templates import knob_space, load_warning, planned_candidates, search_kernel
+
+    todo = [t for t in tasks if retune or not db.has_result(t.func, "templates")]
+    print(f"template search: {len(todo)} kernels to search, {len(tasks) - len(todo)} already in the database", file=out)
+    if not todo:
+        return 0
+    warning = load_warning()
+    if warning:
+        print(warning, file=out)
+    plans = [planned_candidates(knob_space(t.func, tgt)[2]) for t in todo]
+    progress = Progress(todo, 0, sum(plans), out, unit="candidates")
+    measured = 0
+    for i, t in enumerate(todo):
+        last = sum(plans[: i + 1])
+
+        def measured_one(ms: float, i: int = i, last: int = last) -> None:
+            progress.done = min(progress.done, last - 1)  # a second descent pass may pass the plan
+            progress.update(i, [ms / 1e3])
+
+        found = search_kernel(t.func, tgt, on_measure=measured_one)
+        db.record_verdict(t.func, found.default_ms, found.tuned_ms, "templates", found.knobs)
+        measured += found.measured
+        progress.done = last  # the bar ends full even where candidates coincided
+        progress.best_ms[i] = found.tuned_ms
+        progress.update(i, [])
+    progress.finish()
+    return measured
 
 
 def _search(tasks: list[Task], tgt: Target, db: TuningDatabase, trials: int, per_iter: int, builder, runner, progress) -> None:
@@ -195,6 +244,9 @@ def _compare(tasks: list[Task], tgt: Target, db: TuningDatabase, timer, rounds: 
 
     for t in tasks:
         tuned = db.best_tuned(t.func)
+        if tuned is None and db.has_result(t.func, "templates"):  # measured by the template search
+            _take_verdict(t, db)
+            continue
         default, _ = schedule_kernel(Kernel(t.func, [], [], t.label), tgt)
         fns = {"default": timer(default, tgt)}
         if tuned is not None:
@@ -205,8 +257,15 @@ def _compare(tasks: list[Task], tgt: Target, db: TuningDatabase, timer, rounds: 
                 best[k] = min(best[k], fn())
         t.default_ms = best["default"]
         if tuned is not None:
-            t.tuned_ms = best["tuned"]
-            db.record_verdict(t.func, t.default_ms, t.tuned_ms)
+            db.record_verdict(t.func, t.default_ms, best["tuned"], "metaschedule")
+            _take_verdict(t, db)
+
+
+def _take_verdict(t: Task, db: TuningDatabase) -> None:
+    """The task's default and kept times from its verdict (the winning method's measurement)."""
+    verdict = db.verdicts[workload_key(t.func)]
+    t.default_ms, t.tuned_ms = verdict["default_ms"], verdict["tuned_ms"]
+    t.method = verdict["method"] if verdict["use_tuned"] else None
 
 
 def _kernel_timer(func, tgt: Target):

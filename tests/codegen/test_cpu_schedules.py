@@ -164,6 +164,8 @@ def test_panel_choice_prefers_less_padding_on_narrow_outputs():
     assert pick_panel(64, 10, 16, 512) == 16  # 10 classes: one vector, not 48 columns of padding
     assert pick_panel(128, 768, 16, 512) % 16 == 0
     assert 768 % pick_panel(128, 768, 16, 512) == 0  # BERT's width: exact panels
+    assert pick_panel(128, 768, 16, 512) == 48  # 8x3 vectors: the full register tile where it pads nothing
+    assert 128 % pick_panel(64, 128, 16, 512) == 0  # the seed MLP's fc1: not 8x3 tiles padding 128 columns to 144
 
 
 @pytest.mark.parametrize(
@@ -183,6 +185,35 @@ def test_1x1_conv_as_gemm_over_pixels_with_residual_epilogue(n, c, hw, o, x86):
     g = b.build([z.value])
     notes = _compile_and_check(g, [_rand(n, c, hw, hw), _rand(n, o, hw, hw)], x86)
     assert "conv2d_packed: blocked" in notes, notes
+
+
+@pytest.mark.parametrize(
+    "c,hw,o,group",
+    [(16, 28, 20, 7), (8, 12, 13, 3), (24, 20, 6, 5), (24, 4, 6, 1)],
+    ids=["49-blocks-in-7s", "3-wide-blocks", "25-blocks-in-5s", "one-block"],
+)
+def test_1x1_conv_gemm_walks_groups_of_pixel_blocks(c, hw, o, group, x86):
+    """Each channel tile of a 1x1 GEMM-form conv walks `group` pixel blocks (the largest divisor
+    of the block count up to 8): numerics unchanged, padded last panel included."""
+    from graphc.codegen.schedule.cpu_conv import _pixel_group
+    from graphc.codegen.tiles import column_vectors
+
+    vl, nv = column_vectors(hw * hw, 16)
+    assert _pixel_group(hw * hw // (vl * nv), c * vl * nv * 4) == group
+    b = GraphBuilder("c1x1g")
+    x = Tensor(b.input("x", TensorType("f32", (1, c, hw, hw))))
+    with b:
+        y = ops.relu(ops.conv2d(x, graphc.param("w", _rand(o, c, 1, 1))))
+    notes = _compile_and_check(b.build([y.value]), [_rand(1, c, hw, hw)], x86)
+    assert "conv2d_packed: blocked" in notes, notes
+
+
+def test_pixel_group_keeps_the_group_input_within_l2_budget():
+    from graphc.codegen.schedule.cpu_conv import PIXEL_GROUP_BYTES, _pixel_group
+
+    assert _pixel_group(49, 64 * 64 * 4) == 7  # ResNet 64-channel 1x1 @56: 49 blocks of 64 pixels
+    assert _pixel_group(49, PIXEL_GROUP_BYTES // 2) == 1  # 7 blocks would not fit
+    assert _pixel_group(13, 1024) == 1  # a prime count: no partial groups
 
 
 @pytest.mark.parametrize(

@@ -39,13 +39,17 @@ def test_bert_block_with_additive_mask():
     check_pass("fuse_attention", before, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_gpt2_block_with_constant_causal_where_becomes_causal():
-    tril = ", ".join("true" if j <= i else "false" for i in range(8) for j in range(8))
-    before = f"""graph @gpt2(%q: f32[2,4,8,16], %k: f32[2,4,8,16], %v: f32[2,4,8,16]) {{
-      %0: f32[2,4,16,8] = transpose(%k) {{perm=[0, 1, 3, 2]}}
+# q.kT * 0.25 as %3, for the tests that mask it with a constant
+GPT2_SCALED_SCORES = """graph @gpt2(%q: f32[2,4,8,16], %k: f32[2,4,8,16], %v: f32[2,4,8,16]) {
+      %0: f32[2,4,16,8] = transpose(%k) {perm=[0, 1, 3, 2]}
       %1: f32[2,4,8,8] = matmul(%q, %0)
       %2 = const f32[] 0.25
-      %3: f32[2,4,8,8] = mul(%1, %2)
+      %3: f32[2,4,8,8] = mul(%1, %2)"""
+
+
+def test_gpt2_block_with_constant_causal_where_becomes_causal():
+    tril = ", ".join("true" if j <= i else "false" for i in range(8) for j in range(8))
+    before = GPT2_SCALED_SCORES + f"""
       %4 = const bool[1,1,8,8] [{tril}]
       %5 = const f32[] -3.4028234663852886e+38
       %6: f32[2,4,8,8] = where(%4, %3, %5)
@@ -54,15 +58,35 @@ def test_gpt2_block_with_constant_causal_where_becomes_causal():
       return %8
     }}"""
     # too big to print inline: the mask is a 64-element constant, so only check the rewrite
-    g = parse_graph(before)
-    report = RewriteReport()
-    out = PASSES["fuse_attention"](g, report)
-    (fused,) = [n for n in out.nodes if n.op == "fused"]
-    sdpa = fused.body.nodes[-1]
+    fused, sdpa = _fuse_one_attention(before)
     assert fused.kind == "attention" and len(fused.inputs) == 3
     assert sdpa.attrs == {"causal": True, "scale": 0.25, "softcap": 0.0}
+
+
+def _fuse_one_attention(before: str):
+    """Runs fuse_attention on `before`, checks the result numerically, returns (fused node, its sdpa)."""
+    g = parse_graph(before)
+    out = PASSES["fuse_attention"](g, RewriteReport())
+    (fused,) = [n for n in out.nodes if n.op == "fused"]
     ins = [np.random.default_rng(i).standard_normal(v.shape).astype(np.float32) for i, v in enumerate(g.inputs)]
     np.testing.assert_allclose(graphc.run_graph(out, *ins)[0], graphc.run_graph(g, *ins)[0], rtol=1e-5, atol=1e-6)
+    return fused, fused.body.nodes[-1]
+
+
+@pytest.mark.parametrize("above,causal", [(-3.4028234663852886e38, True), (-1.0, False)])
+def test_constant_additive_causal_mask_becomes_causal(above, causal):
+    """GPT-2's ONNX export adds a constant 0 / finfo.min lower-triangular mask; a mask whose
+    'masked' value is not a masking value (-1) stays an additive mask."""
+    mask = ", ".join("0.0" if j <= i else repr(above) for i in range(8) for j in range(8))
+    before = GPT2_SCALED_SCORES + f"""
+      %4 = const f32[1,1,8,8] [{mask}]
+      %5: f32[2,4,8,8] = add(%3, %4)
+      %6: f32[2,4,8,8] = softmax(%5) {{axis=3}}
+      %7: f32[2,4,8,16] = matmul(%6, %v)
+      return %7
+    }}"""
+    fused, sdpa = _fuse_one_attention(before)
+    assert sdpa.attrs["causal"] is causal and len(fused.inputs) == (3 if causal else 4)
 
 
 def test_exported_sdpa_form_after_canonicalize():

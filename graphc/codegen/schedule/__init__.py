@@ -6,10 +6,11 @@ from ...targets import Target
 from .cpu import CpuParams, schedule_cpu
 
 
-def schedule_kernel(kernel, target: Target):
-    """Returns (scheduled PrimFunc, notes on which rules applied)."""
+def schedule_kernel(kernel, target: Target, knobs: dict | None = None):
+    """Returns (scheduled PrimFunc, notes on which rules applied). `knobs`: tuned values of the
+    CPU rules' parameters (graphc.codegen.knobs)."""
     if target.kind in ("x86", "arm"):  # the same rules; NEON is 128 bits wide
-        return schedule_cpu(kernel.func, CpuParams(target.vector_bits, target.num_threads))
+        return schedule_cpu(kernel.func, CpuParams(target.vector_bits, target.num_threads), knobs)
     if target.kind == "cuda":
         from .gpu import GpuParams, schedule_gpu
 

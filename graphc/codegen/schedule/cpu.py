@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from tvm import s_tir
 
+from ..knobs import configured, scope
 from .common import auto_inline, blocks, is_reduction, rule_of, strip_annotations
 from .cpu_base import CpuParams, schedule_reduction, schedule_spatial
 from .cpu_conv import schedule_conv2d, schedule_conv2d_packed
@@ -30,8 +31,17 @@ ANCHOR_RULES = {
 }
 
 
-def schedule_cpu(func, p: CpuParams):
-    """Schedule one kernel PrimFunc for a CPU; returns (scheduled func, notes)."""
+def schedule_cpu(func, p: CpuParams, knobs: dict | None = None):
+    """Schedule one kernel PrimFunc for a CPU; returns (scheduled func, notes). `knobs`: values
+    for the rules' tunable parameters (graphc.codegen.knobs; a tuned kernel's record). None: the
+    caller's `knobs.configured` context applies (defaults outside one)."""
+    if knobs is None:
+        return _schedule_cpu(func, p)
+    with configured(knobs):
+        return _schedule_cpu(func, p)
+
+
+def _schedule_cpu(func, p: CpuParams):
     notes: list[str] = []
     sch = s_tir.Schedule(func)
     auto_inline(sch)
@@ -40,7 +50,8 @@ def schedule_cpu(func, p: CpuParams):
     for name, rule in anchors:
         saved = sch.copy()
         try:
-            ANCHOR_RULES[rule](sch, sch.get_sblock(name), p)
+            with scope(f"{name}." if len(anchors) > 1 else ""):  # two anchors: tuned separately
+                ANCHOR_RULES[rule](sch, sch.get_sblock(name), p)
             notes.append(f"{rule}: blocked")
             done.update(_blocks_nested_with(sch, name))
         except Exception as e:  # noqa: BLE001 - fall back to the generic schedule, say why

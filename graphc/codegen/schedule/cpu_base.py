@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir
 
+from ..knobs import knob
 from ..tiles import lane_candidates
 from .common import is_param, largest_divisor, loop_extents, param_buffers, region_buffer
 
@@ -63,7 +64,8 @@ def schedule_spatial(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
         return
     ext = loop_extents(sch, loops)
     total = prod_extents(sch, loops)
-    full = p.lanes(dtype_bits(sch, blk))
+    # narrower vectors: a tuner's alternative (a divisor, so one value fits blocks of any dtype)
+    full = max(p.lanes(dtype_bits(sch, blk)) // knob("spatial.lanes_divisor", 1, (1, 2, 4)), 1)
     lanes = largest_divisor(ext[-1], lane_candidates(full))
     if lanes == 1 and 2 <= ext[-1] <= 4 * full:
         lanes = ext[-1]  # an odd short row (7 in a 7x7 map): one short vector, LLVM legalizes it
@@ -75,8 +77,14 @@ def schedule_spatial(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     else:
         outer.append(loops[-1])
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    if total >= PARALLEL_MIN_ELEMENTS and p.num_threads > 1:
+    if total >= parallel_min_elements(p) and p.num_threads > 1:
         sch.parallel(fused)
+
+
+def parallel_min_elements(p: CpuParams) -> int:
+    """Elements below which a generic block runs on one thread (a knob for the whole kernel)."""
+    options = [PARALLEL_MIN_ELEMENTS * f for f in (1 / 4, 4, 16, 64)] if p.num_threads > 1 else []
+    return knob("parallel_min_elements", PARALLEL_MIN_ELEMENTS, [int(x) for x in options])
 
 
 def schedule_reduction(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
@@ -87,6 +95,8 @@ def schedule_reduction(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
         return
     work = prod_extents(sch, loops)
     lanes = _partial_lanes(sch, blk, p, n_spatial)
+    if lanes and not knob("reduction.vector_partials", True, (True, False)):
+        lanes = 0
     if lanes:  # tried on a copy first: rfactor declines reducers it does not recognize
         try:
             _vector_partials(sch.copy(), blk, lanes, n_spatial)
@@ -95,7 +105,7 @@ def schedule_reduction(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     rf = _vector_partials(sch, blk, lanes, n_spatial) if lanes else None
     spatial = sch.get_loops(blk)[:n_spatial]
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
-    if work >= PARALLEL_MIN_ELEMENTS and p.num_threads > 1 and int(sch.get(fused).extent) > 1:
+    if work >= parallel_min_elements(p) and p.num_threads > 1 and int(sch.get(fused).extent) > 1:
         sch.parallel(fused)
     if rf is not None:  # partials per row, under the row loop: (vector accumulate over r_outer, then fold)
         sch.compute_at(rf, fused)

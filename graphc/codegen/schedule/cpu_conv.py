@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from tvm import s_tir
 
-from ..tiles import CONV_PANEL_VECTORS, conv_columns
+from ..knobs import knob
+from ..tiles import CONV_PANEL_VECTORS, conv_columns, tile_row_candidates
 from .common import is_reduction, largest_divisor, region_buffer
 from .cpu_base import CpuParams, Decline, dtype_bits, lane_candidates, loops_of_iters, param_read_index, schedule_spatial
 from .cpu_gemm import output_stage, tile_gemm, vector_split
@@ -73,7 +74,25 @@ def _conv_gemm(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
     # one weight panel per tile (the layout pass sized panels as the tile's rows): measured 5-20%
     # faster on ResNet's 1x1 convs than rows dividing the unpadded channel count (6 vs 4 on 64)
     panel = int(region_buffer(sch.get(blk).reads[param_read_index(sch, blk, rank=5)]).shape[-1])
-    tile_gemm(sch, blk, p, vl, nv, rows=panel)
+    channels = int(region_buffer(sch.get(blk).reads[param_read_index(sch, blk, rank=5)]).shape[1])
+    group = knob("conv.pixel_group", _pixel_group(pixels // (vl * nv), channels * vl * nv * 4),
+                 [g for g in range(1, PIXEL_GROUP_MAX + 1) if (pixels // (vl * nv)) % g == 0])
+    tile_gemm(sch, blk, p, vl, nv, rows=panel, column_group=group)
+
+
+# pixel blocks one channel tile walks before the next (tile_gemm's column_group). Measured on
+# ResNet's 1x1 convs, 2 threads, best of ~3500 interleaved rounds: 7 blocks vs 1: 64->256 @56
+# 158 -> 182 GFLOP/s, 128->512 @28 187 -> 206, 512->128 @28 188 -> 195, 64->64 @56 177 -> 183,
+# 256->64 and 256->128 @56 unchanged (+-1%).
+PIXEL_GROUP_MAX = 8
+PIXEL_GROUP_BYTES = 512 * 1024  # the group's input columns: half of a core's L2
+
+
+def _pixel_group(blocks: int, block_bytes: int) -> int:
+    """The largest group of pixel blocks dividing their count (no partial group) whose input
+    columns fit PIXEL_GROUP_BYTES."""
+    fits = [g for g in range(1, PIXEL_GROUP_MAX + 1) if blocks % g == 0 and g * block_bytes <= PIXEL_GROUP_BYTES]
+    return max(fits, default=1)
 
 
 def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
@@ -90,10 +109,12 @@ def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     # whole vectors LLVM keeps in registers (in NCHW order a vector would be strided and spill)
     sch.transform_layout(blk, ("write", 0), lambda n_, o_, h_, w_: (n_, h_, w_, o_))
     n, o, h, w = sch.get_loops(out)
-    mr = conv_columns(int(sch.get(w).extent), nv, p.vector_bits)
+    mr = _tile_columns(int(sch.get(w).extent), nv, p)
     ob, oi = sch.split(o, [None, panel])
     wo, wi = sch.split(w, [None, mr])
-    outer = [n, h, ob, wo] if _input_outweighs_weight(sch, blk) else [n, ob, h, wo]
+    order = knob("conv.order", "rows_outside" if _input_outweighs_weight(sch, blk) else "panels_outside",
+                 ("panels_outside", "rows_outside"))
+    outer = [n, h, ob, wo] if order == "rows_outside" else [n, ob, h, wo]
     sch.reorder(*outer, oi, wi)
     sch.compute_at(blk, wo)
     a_o, a_w, reduce_loops = _tile_loops(sch, blk, depth=4)
@@ -103,6 +124,11 @@ def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     sch.unroll(wi)
     if reduce_loops:
         sch.decompose_reduction(blk, reduce_loops[0])
+
+
+def _tile_columns(ow: int, nv: int, p: CpuParams) -> int:
+    """Output columns per register tile (a tunable knob; the packed panel is fixed by the layout pass)."""
+    return knob("conv.columns", conv_columns(ow, nv, p.vector_bits), tile_row_candidates(ow, nv, p.vector_bits))
 
 
 def _schedule_padding(sch: s_tir.Schedule, blk, p: CpuParams) -> bool:
@@ -203,7 +229,7 @@ def _schedule_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, vl: int,
     loops = loops_of_iters(sch, conv)
     o, h, w = loops[1], loops[2], loops[3]
     reduce_loops = [lp for lp in loops[4:] if lp is not None]
-    mr = conv_columns(int(sch.get(w).extent), nv, p.vector_bits)
+    mr = _tile_columns(int(sch.get(w).extent), nv, p)
     wo, wi = sch.split(w, [None, mr])
     sch.reorder(*[lp for lp in (h, wo, o, wi) if lp is not None])
     acc = sch.cache_write(conv, 0, "local")  # the register tile, stored into the scratch rows

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from tvm import s_tir
 
-from ..tiles import column_vectors, pick_rows
+from ..knobs import knob
+from ..tiles import column_vectors, pick_rows, tile_row_candidates
 from .common import is_reduction, largest_divisor, region_buffer, writes_output
 from .cpu_base import (
     PARALLEL_MIN_ELEMENTS,
@@ -67,11 +68,15 @@ def output_stage(sch: s_tir.Schedule, blk):
     return sch.cache_write(blk, 0, "local")
 
 
-def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: int | None = None) -> None:
+def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: int | None = None,
+              column_group: int = 1) -> None:
     """Register-tile the anchor `blk`, whose loops are (*batch, i, j, k) or (j, k), through its
     output stage. Row tails (M not a multiple of mr) are predicated; column counts must be
     multiples of nv * vl in the anchor (a packed weight's padding) or equal to vl * nv.
-    `rows`: the tile's row count when the caller knows better (a weight panel's height)."""
+    `rows`: the tile's row count when the caller knows better (a weight panel's height).
+    `column_group`: column panels one row tile walks before the next (panels-outside order
+    only): the group's columns of the right operand stay in L2 under all row tiles, each row
+    tile's weights in L1 across the group, and each output row is written group * nr long."""
     loops = sch.get_loops(blk)
     if len(loops) < 2:
         raise Decline("no output column loop")
@@ -84,25 +89,33 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: in
     M = int(sch.get(i).extent) if i is not None else 1
     N = int(sch.get(j).extent)
     nr = nv * vl
-    mr = min(rows, M) if rows else pick_rows(M, nv, p.vector_bits)
+    mr = knob("gemm.rows", min(rows, M) if rows else pick_rows(M, nv, p.vector_bits), tile_row_candidates(M, nv, p.vector_bits))
     work = M * N * K * prod_extents(sch, batch)
     jo, ji = sch.split(j, [None, nr])
     if i is not None:
         io, ii = sch.split(i, [None, mr])
-        sch.reorder(*batch, jo, io, ii, ji)
-        tile_loop, outer = io, [*batch, jo, io]
+        # default: panels outside rows (a core streams one weight panel under all its row tiles)
+        order = knob("gemm.order", "panels_outside", ("panels_outside", "rows_outside"))
+        tiles = [io, jo] if order == "rows_outside" else [jo, io]
+        serial = []
+        if column_group > 1 and order == "panels_outside":
+            jg, jo = sch.split(jo, [None, column_group])
+            tiles, serial = [jg, io], [jo]
+        sch.reorder(*batch, *tiles, *serial, ii, ji)
+        tile_loop, outer = (serial or tiles)[-1], [*batch, *tiles]
     else:
-        ii, tile_loop, outer = None, jo, [*batch, jo]
+        ii, tile_loop, outer, serial = None, jo, [*batch, jo], []
     sch.compute_at(blk, tile_loop)
     # the anchor under the tile: (rows, cols, k) -> (ko, ki, rows, col vectors, lanes)
-    a_loops = sch.get_loops(blk)[len(outer):]
+    a_loops = sch.get_loops(blk)[len(outer) + len(serial):]
     *a_rows, a_j, a_k = a_loops
     jm, jv = sch.split(a_j, [None, vl])
-    ku = largest_divisor(K, [UNROLL_K, 2])
+    ku = knob("gemm.unroll_k", largest_divisor(K, [UNROLL_K, 2]), [u for u in (1, 2, 4, 8) if K % u == 0])
     ko, ki = sch.split(a_k, [None, ku])
     sch.reorder(ko, ki, *a_rows, jm, jv)
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    if work >= PARALLEL_MIN_ELEMENTS * 64 and p.num_threads > 1:  # enough multiply-adds to share out
+    share_out = work >= PARALLEL_MIN_ELEMENTS * 64 and p.num_threads > 1  # enough multiply-adds to share out
+    if knob("gemm.parallel", share_out, (True, False) if p.num_threads > 1 else ()):
         sch.parallel(fused)
     sch.unroll(ki)
     for r in a_rows:
