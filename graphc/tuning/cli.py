@@ -14,6 +14,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--trials", type=int, default=64,
                    help="total MetaSchedule candidates for the model (resumes: counts what the database holds); 0: template knobs only")
     t.add_argument("--retune", action="store_true", help="search the template knobs again for kernels the database already has")
+    t.add_argument("--no-templates", action="store_true", help="skip the template knob search: MetaSchedule trials only")
     t.add_argument("--db", help="tuning database directory (default: ~/.cache/graphc/tuning/<target>/)")
     t.add_argument("--trials-per-iter", type=int, default=16, help="candidates measured per search round (default 16)")
 
@@ -47,7 +48,7 @@ def cmd_tune(args) -> int:
     from ..remote_cli import tune_options  # --rpc/--key: measure on a remote device
 
     result = tune_model(path, args.target, args.trials, args.db, trials_per_iter=args.trials_per_iter, label=name,
-                        retune=args.retune, **tune_options(args))
+                        retune=args.retune, templates=not args.no_templates, **tune_options(args))
     print(f"{'kernel':44} {'calls':>5} {'trials':>6} {'default ms':>10} {'tuned ms':>9}  kept")
     for t in result.tasks:
         tuned = f"{t.tuned_ms:9.4f}" if t.tuned_ms is not None else f"{'-':>9}"

@@ -102,11 +102,13 @@ def tune_model(
     label: str | None = None,
     kernel_timer=None,
     retune: bool = False,
+    templates: bool = True,
 ) -> TuneResult:
     """Tune `model`'s kernels for `target` into the database at `db_path` (default: the
     target's default database). Returns per-kernel default and tuned times. `label` names the
     model in the database's log of tuning sessions (what the benchmark reports as tuning time).
     `retune`: search the template knobs again for kernels the database already has.
+    `templates=False` runs MetaSchedule alone (`graphc tune --no-templates`).
     The template search measures on this machine, so it is skipped when a remote `builder`,
     `runner` or `kernel_timer` is given."""
     from ..compiler import compile as compile_model
@@ -136,7 +138,9 @@ def tune_model(
         file=out,
     )
     t_templates = time.perf_counter()
-    if builder is None and runner is None and kernel_timer is None:
+    if not templates:
+        print("template search skipped (--no-templates)", file=out)
+    elif builder is None and runner is None and kernel_timer is None:
         result.candidates = _template_search(tasks, tgt, db, retune, out)
     else:
         print("template search skipped: it measures on this machine only", file=out)
