@@ -19,27 +19,15 @@ def read_broadcast(t, out_idx):
     return t[broadcast_index(te_shape(t), out_idx)]
 
 
-def bind(value, name: str, body):
-    """body(v) with the TIR variable v bound to `value` once (a Let). Where a polynomial uses a
-    clamped value many times, the simplifier otherwise visits the whole clamp (two Selects) at
-    every use, under each use's own conditions: that made softmax and attention kernels 7-20x
-    slower to build. LLVM sees the same code either way."""
+def nan_passing(x, result):
+    """`result` where x is a number, x itself where x is NaN: the polynomials below clamp x with
+    min/max, which turn NaN into a bound. One select on the integer NaN test (`isnan` below), so it
+    vectorizes. Not compare-selects inside the clamp, which also pass NaN: the clamped value is used
+    many times, and TVM's simplifier then visits both selects at every use under that use's
+    conditions (a softmax kernel took 20x longer to build, a softmax fused with exp 190 s)."""
     from tvm import tirx
 
-    from ._lazy import expr_dtype
-
-    v = tirx.Var(name, expr_dtype(value))
-    return tirx.Let(v, value, body(v))
-
-
-def clamp_nan_through(x, lo: float, hi: float):
-    """x clamped to [lo, hi] (float32) with NaN passed through: compare-selects, false for NaN,
-    where min/max would turn NaN into a bound. LLVM still emits one vminps / vmaxps each, and the
-    polynomials below then need no NaN test of their own: NaN flows through their arithmetic."""
-    from tvm import tirx
-
-    lo_c, hi_c = tirx.const(lo, "float32"), tirx.const(hi, "float32")
-    return tirx.Select(x > hi_c, hi_c, tirx.Select(x < lo_c, lo_c, x))
+    return tirx.Select(isnan(x), x, result)
 
 
 def fast_exp(x):
@@ -60,21 +48,14 @@ def fast_exp(x):
     def c(v):
         return tirx.const(v, "float32")
 
-    def reduced(xc, n):  # exp(xc) = 2^n * exp(r), |r| <= ln2 / 2
-        r = xc - n * c(0.693359375) + n * c(2.12194440e-4)  # ln2 split in two for an exact product
-        return bind(r, "r", lambda r: scaled(r, n))
-
-    def scaled(r, n):
-        poly = ((((c(1.9875691500e-4) * r + c(1.3981999507e-3)) * r + c(8.3334519073e-3)) * r + c(4.1665795894e-2)) * r
-                + c(1.6666665459e-1)) * r + c(5.0000001201e-1)
-        y = poly * r * r + r + c(1.0)  # NaN for a NaN x: the result's NaN
-        # n >= -127 already; the guard maps a NaN n to a number (LLVM's float -> int of NaN is poison)
-        n_int = tirx.Cast("int32", tirx.Select(n > c(-127.0), n, c(-127.0)))
-        two_n = tirx.reinterpret("float32", tirx.shift_left(n_int + tirx.const(127, "int32"), tirx.const(23, "int32")))
-        return y * two_n
-
-    xc = clamp_nan_through(x, -88.3762626647949, 88.3762626647950)
-    return bind(xc, "xc", lambda xc: bind(tirx.floor(xc * c(1.44269504088896341) + c(0.5)), "n", lambda n: reduced(xc, n)))
+    xc = tirx.max(tirx.min(x, c(88.3762626647950)), c(-88.3762626647949))  # NaN -> a bound: n stays a number
+    n = tirx.floor(xc * c(1.44269504088896341) + c(0.5))
+    r = xc - n * c(0.693359375) + n * c(2.12194440e-4)  # ln2 split in two for an exact product
+    poly = ((((c(1.9875691500e-4) * r + c(1.3981999507e-3)) * r + c(8.3334519073e-3)) * r + c(4.1665795894e-2)) * r
+            + c(1.6666665459e-1)) * r + c(5.0000001201e-1)
+    y = poly * r * r + r + c(1.0)
+    two_n = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n) + tirx.const(127, "int32"), tirx.const(23, "int32")))
+    return nan_passing(x, y * two_n)
 
 
 # odd rational approximations f(x) = x * P(x^2) / Q(x^2) on [-bound, bound], beyond which f is
@@ -99,10 +80,9 @@ def _odd_rational(x, bound: float, p: tuple, q: tuple):
             acc = acc * v + tirx.const(c, "float32")
         return acc
 
-    def body(xc):
-        return bind(xc * xc, "x2", lambda x2: xc * horner(p, x2) / horner(q, x2))  # NaN in, NaN out
-
-    return bind(clamp_nan_through(x, -bound, bound), "xc", body)
+    xc = tirx.max(tirx.min(x, tirx.const(bound, "float32")), tirx.const(-bound, "float32"))
+    x2 = xc * xc
+    return nan_passing(x, xc * horner(p, x2) / horner(q, x2))
 
 
 def fast_erf(x):
