@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         result = tune_model(zoo.onnx_file(name), target, args.trials, db, label=name, retune=args.retune)
         default, tuned = result.estimated_ms(False), result.estimated_ms(True)
         kept = sum(t.weight for t in result.tasks if t.method)
+        check = result.model_check
+        whole = f"; whole model {check[0]:.3f} -> {check[1]:.3f} ms ({check[2]:.2f}x)" if check else ""
         print(f"{name}: kernel time per inference {default:.3f} -> {tuned:.3f} ms ({default / tuned:.2f}x), "
-              f"{kept} of {sum(t.weight for t in result.tasks)} kernel calls tuned, {result.seconds['total']:.0f}s", flush=True)
+              f"{kept} of {sum(t.weight for t in result.tasks)} kernel calls tuned{whole}, {result.seconds['total']:.0f}s", flush=True)
     print(f"database: {db}")
     return 0
 

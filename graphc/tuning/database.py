@@ -114,12 +114,26 @@ class TuningDatabase:
         }
         _write_json(os.path.join(self.path, VERDICTS), self.verdicts)
 
+    def uses_tuned(self, func) -> bool:
+        verdict = self.verdicts.get(workload_key(func))
+        return bool(verdict and verdict["use_tuned"])
+
+    def withdraw(self, func, reason: str) -> None:
+        """Keep the kernel's tuned result on record but compile with the default schedule (the
+        model as a whole ran no faster with the tuned schedules: graphc/tuning/model_check.py).
+        A later search of the kernel writes a fresh verdict."""
+        verdict = self.verdicts[workload_key(func)]
+        verdict["use_tuned"] = False
+        verdict["withdrawn"] = reason
+        _write_json(os.path.join(self.path, VERDICTS), self.verdicts)
+
     def has_result(self, func, method: str) -> bool:
         return method in method_results(self.verdicts.get(workload_key(func)))
 
-    def record_session(self, model: str, trials_run: int, seconds: float, candidates: int = 0) -> None:
+    def record_session(self, model: str, trials_run: int, seconds: float, candidates: int = 0, model_speedup: float | None = None) -> None:
         """Append to sessions.json: which model was tuned, how many MetaSchedule trials and
-        template candidates were measured, how long it took."""
+        template candidates were measured, how long it took, and the whole model's measured
+        speedup with the tuned schedules (None: nothing tuned to check)."""
         import time
 
         path = os.path.join(self.path, SESSIONS)
@@ -128,7 +142,8 @@ class TuningDatabase:
             with open(path) as f:
                 sessions = json.load(f)
         sessions.append(
-            {"model": model, "trials_run": trials_run, "candidates": candidates, "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d %H:%M")}
+            {"model": model, "trials_run": trials_run, "candidates": candidates, "seconds": round(seconds, 1),
+             "model_speedup": None if model_speedup is None else round(model_speedup, 3), "date": time.strftime("%Y-%m-%d %H:%M")}
         )
         _write_json(path, sessions)
 

@@ -54,6 +54,7 @@ class TuneResult:
     seconds: dict[str, float] = field(default_factory=dict)
     trials_run: int = 0
     candidates: int = 0  # template configurations measured
+    model_check: tuple[float, float, float] | None = None  # whole model: default ms, tuned ms, speedup
 
     def estimated_ms(self, tuned: bool) -> float:
         """Sum over kernels of calls x time: the kernel time of one inference, default or with
@@ -62,7 +63,7 @@ class TuneResult:
         for t in self.tasks:
             if t.default_ms is None:
                 continue
-            ms = min(t.default_ms, t.tuned_ms) if tuned and t.tuned_ms is not None else t.default_ms
+            ms = min(t.default_ms, t.tuned_ms) if tuned and t.method and t.tuned_ms is not None else t.default_ms
             total += t.weight * ms
         return total
 
@@ -157,9 +158,35 @@ def tune_model(
     t2 = time.perf_counter()
     _compare(tasks, tgt, db, kernel_timer or _kernel_timer)
     seconds["compare"] = time.perf_counter() - t2
+    if builder is None and runner is None and kernel_timer is None:  # the model runs here
+        t3 = time.perf_counter()
+        result.model_check = _check_on_model(compiled, model, tgt, input_shapes, db, tasks, out)
+        seconds["model_check"] = time.perf_counter() - t3
     seconds["total"] = time.perf_counter() - t0
-    db.record_session(label or getattr(model, "name", None) or str(model), result.trials_run, seconds["total"], result.candidates)
+    db.record_session(label or getattr(model, "name", None) or str(model), result.trials_run, seconds["total"], result.candidates,
+                      model_speedup=result.model_check[2] if result.model_check else None)
     return result
+
+
+def _check_on_model(compiled, model, tgt: Target, input_shapes, db: TuningDatabase, tasks: list[Task], out):
+    """Times the model with the kept tuned schedules against the default one; withdraws them
+    when the model is not faster (model_check.py says why kernels alone can mislead)."""
+    from ..compiler import compile as compile_model
+    from .model_check import model_speedup
+
+    kept = [t for t in tasks if db.uses_tuned(t.func)]
+    if not kept:
+        return None
+    tuned = compile_model(model, tgt, input_shapes=input_shapes, tuning=db.path, log=lambda *a, **k: None)
+    default_ms, tuned_ms, speedup = model_speedup(compiled.session(), tuned.session())
+    verdict = f"whole model: default {default_ms:.3f} ms, tuned {tuned_ms:.3f} ms ({speedup:.2f}x)"
+    if speedup < 1.0:
+        for t in kept:
+            db.withdraw(t.func, f"{verdict}: not faster")
+            _take_verdict(t, db)
+        verdict += f": {len(kept)} tuned kernels withdrawn, the default schedules stay"
+    print(verdict, file=out)
+    return default_ms, tuned_ms, speedup
 
 
 def _template_search(tasks: list[Task], tgt: Target, db: TuningDatabase, retune: bool, out) -> int:

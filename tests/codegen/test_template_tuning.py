@@ -171,3 +171,40 @@ def test_tune_templates_only_resumes_and_logs_sessions(tmp_path):
     with open(os.path.join(db, "sessions.json")) as f:
         sessions = [s for s in json.load(f) if s["model"] == "tiny"]
     assert len(sessions) == 3 and sessions[0]["candidates"] == first.candidates and sessions[1]["candidates"] == 0
+
+
+@pytest.mark.parametrize("speedup,kept", [(0.8, False), (1.3, True)])
+def test_tuned_kernels_are_withdrawn_when_the_whole_model_is_not_faster(tmp_path, x86, monkeypatch, speedup, kept):
+    """The model check's verdict (its timing replaced here: timings are the benchmark's business)
+    decides whether compile keeps using the kernels' tuned knobs."""
+    import graphc.tuning.model_check as model_check
+
+    graph, inputs = linear_model()
+    task = _anchor_task(graph, x86, "linear_packed")
+    _record(str(tmp_path), x86, task.func, {"gemm.unroll_k": knob_space(task.func, x86)[2]["gemm.unroll_k"].alternatives()[0]})
+    for other in extract_tasks(graphc.compile(graph, x86, tuning=False, **QUIET).graph, x86):
+        if other.func is not task.func and workload_key(other.func) != workload_key(task.func):
+            _record(str(tmp_path), x86, other.func, {}, 1.0, 1.0)  # searched already, nothing kept
+    monkeypatch.setattr(model_check, "model_speedup", lambda default, tuned: (1.0, 1.0 / speedup, speedup))
+    out = io.StringIO()
+    result = tune_model(graph, "x86", trials=0, db_path=str(tmp_path), out=out, label="lin")
+    assert result.model_check == (1.0, 1.0 / speedup, speedup)
+    verdict = TuningDatabase(str(tmp_path), x86).verdicts[workload_key(task.func)]
+    assert verdict["use_tuned"] is kept and ("withdrawn" in verdict) is not kept
+    assert ("1 tuned kernels withdrawn" in out.getvalue()) is not kept, out.getvalue()
+    with open(os.path.join(str(tmp_path), "sessions.json")) as f:
+        assert json.load(f)[-1]["model_speedup"] == speedup
+    compiled = graphc.compile(graph, x86, tuning=str(tmp_path), **QUIET)
+    notes = [n for k in compiled.build.kernels for n in k.notes]
+    assert any(n.startswith("tuned (templates") for n in notes) is kept, notes
+    np.testing.assert_allclose(compiled.session().run(*inputs)[0], graphc.run_graph(graph, *inputs)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_model_speedup_times_two_sessions_of_one_model(x86):
+    from graphc.tuning.model_check import model_speedup
+
+    graph, _ = linear_model()
+    a = graphc.compile(graph, x86, tuning=False, **QUIET).session()
+    b = graphc.compile(graph, x86, tuning=False, **QUIET).session()
+    default_ms, tuned_ms, ratio = model_speedup(a, b, rounds=2)
+    assert default_ms > 0 and tuned_ms > 0 and ratio > 0
