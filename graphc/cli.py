@@ -141,15 +141,6 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _random_input(spec, rng):
-    dt = spec.type.np_dtype
-    if dt.kind == "f":
-        return rng.standard_normal(spec.shape).astype(dt)
-    if dt.kind == "b":
-        return rng.integers(0, 2, spec.shape).astype(bool)
-    return rng.integers(0, 2, spec.shape).astype(dt)
-
-
 def cmd_run(args) -> int:
     from .runtime import load
 
@@ -174,7 +165,7 @@ def cmd_run(args) -> int:
         if spec.name not in given:
             if not args.random:
                 raise InputError(f"missing input {spec.name!r} ({spec.type}); pass --input {spec.name}=FILE.npy or --random")
-            given[spec.name] = _random_input(spec, rng)
+            given[spec.name] = spec.random(rng)
     outputs = sess.run(**given)
     for spec, arr in zip(sess.outputs, outputs):
         a64 = arr.astype(np.float64) if arr.dtype.kind in "fiub" else arr

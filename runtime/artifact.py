@@ -44,6 +44,15 @@ class TensorSpec:
     def to_json(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
+    def random(self, rng: np.random.Generator) -> np.ndarray:
+        """A valid example input: standard normal floats, 0/1 integers (token ids, indices) and bools."""
+        dt = self.type.np_dtype
+        if dt.kind == "f":
+            return rng.standard_normal(self.shape).astype(dt)
+        if dt.kind == "b":
+            return rng.integers(0, 2, self.shape).astype(bool)
+        return rng.integers(0, 2, self.shape).astype(dt)
+
     @staticmethod
     def from_json(d: dict) -> "TensorSpec":
         return TensorSpec(d["name"], d["dtype"], tuple(d["shape"]))

@@ -18,21 +18,10 @@ ROUNDS = 10
 ROUND_S = 0.05  # each side of a round runs the model for at least this long
 
 
-def example_inputs(session) -> list[np.ndarray]:
-    """Random floats, zero integers (valid token ids and indices) for each of the model's inputs."""
-    from ..dtypes import is_float, to_numpy
-
-    rng = np.random.default_rng(0)
-    out = []
-    for spec in session.inputs:
-        shape, dtype = spec.type.shape, to_numpy(spec.type.dtype)
-        out.append(rng.standard_normal(shape).astype(dtype) if is_float(spec.type.dtype) else np.zeros(shape, dtype))
-    return out
-
-
 def model_speedup(default, tuned, rounds: int = ROUNDS) -> tuple[float, float, float]:
     """(default ms, tuned ms, median over rounds of default / tuned) for two Sessions of one model."""
-    inputs = example_inputs(default)
+    rng = np.random.default_rng(0)
+    inputs = [spec.random(rng) for spec in default.inputs]
     default.run(*inputs)
     tuned.run(*inputs)
     start = time.perf_counter()
