@@ -160,6 +160,18 @@ def _diff(notes: list[str], default_notes: list[str]) -> str:
     return next((n for n in notes if n not in default_notes), "notes differ")[:120]
 
 
+def kernel_arguments(func) -> list[np.ndarray]:
+    """Fixed example arguments for a PrimFunc's buffers: standard normal floats, zero integers."""
+    from ..codegen.schedule.common import param_buffers
+
+    rng = np.random.default_rng(0)
+    args = []
+    for buf in param_buffers(func):
+        shape, dtype = [int(d) for d in buf.shape], str(buf.dtype)
+        args.append(rng.standard_normal(shape).astype(dtype) if dtype.startswith("float") else np.zeros(shape, dtype))
+    return args
+
+
 class _Bench:
     """Builds and times scheduled variants of one kernel on fixed random arguments, each
     measurement next to one of the default schedule (the machine's load drifts)."""
@@ -167,17 +179,9 @@ class _Bench:
     def __init__(self, func, default, tgt: Target):
         import tvm
 
-        from ..codegen.schedule.common import param_buffers
-
         self.tgt = tgt
         self.dev = tvm.cpu(0)
-        rng = np.random.default_rng(0)
-        self.host_args = []
-        for buf in param_buffers(func):
-            shape = [int(d) for d in buf.shape]
-            dtype = str(buf.dtype)
-            a = rng.standard_normal(shape).astype(dtype) if dtype.startswith("float") else np.zeros(shape, dtype)
-            self.host_args.append(a)
+        self.host_args = kernel_arguments(func)
         lib = self._build(default)
         self.default = self._timer(lib)
         self.reference = self._run(lib)

@@ -28,8 +28,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..targets import Target, resolve
 from .database import TuningDatabase, default_db_dir, target_key, workload_key, workload_module
 from .progress import Progress
@@ -303,16 +301,10 @@ def _kernel_timer(func, tgt: Target):
     """() -> milliseconds per call of one kernel on random arguments (TVM's time_evaluator)."""
     import tvm
 
-    from ..codegen.schedule.common import param_buffers
+    from .templates import kernel_arguments
 
     lib = tvm.tirx.build(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), tgt.tvm_target())
     dev = tvm.cpu(0)
-    rng = np.random.default_rng(0)
-    args = []
-    for buf in param_buffers(func):
-        shape = [int(d) for d in buf.shape]
-        dtype = str(buf.dtype)
-        a = rng.standard_normal(shape).astype(dtype) if dtype.startswith("float") else np.zeros(shape, dtype)
-        args.append(tvm.runtime.tensor(a, dev))
+    args = [tvm.runtime.tensor(a, dev) for a in kernel_arguments(func)]
     evaluator = lib.time_evaluator("main", dev, number=1, repeat=5, min_repeat_ms=20)
     return lambda: min(evaluator(*args).results) * 1e3
