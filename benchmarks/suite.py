@@ -32,9 +32,24 @@ from benchmarks.worker import SystemWorker
 TOLERANCE = 1e-3  # max abs diff against PyTorch, relative to the output's scale (max(1, max |ref|))
 HERE = os.path.dirname(os.path.abspath(__file__))
 # untimed pause between two systems' runs, so the last one's worker threads have stopped spinning
-# (ONNX Runtime's and OpenMP's pools busy-wait after a run): with 0.02 s, the seed CNN's graphc
-# median in this suite swung 2.7 -> 4.9 ms depending on which system ran before it (1.85 ms alone)
+# (ONNX Runtime's, OpenMP's and TVM's pools busy-wait after a run): with 0.02 s, the seed CNN's
+# graphc median in this suite swung 2.7 -> 4.9 ms depending on which system ran before it
 GAP_S = 0.25
+# A round's sample of one system is the mean of back-to-back runs lasting about SAMPLE_MS after
+# one untimed run: the steady-state latency of a model served repeatedly. Timing the first run
+# after the pause measured thread-pool wake-up and cold caches instead (every system's seed MLP
+# came out 3-5x slower than back to back). Systems slower than WARM_LIMIT_MS per run (TVM's
+# untuned pipeline) time one run, unwarmed: their warm-up would cost more than their rounds.
+SAMPLE_MS = 20.0
+WARM_LIMIT_MS = 1000.0
+MAX_INNER = 100
+
+
+def sample_plan(run_ms: float) -> tuple[int, bool]:
+    """(runs per sample, warm-up run before them) for a system whose (second) run took this long."""
+    if run_ms >= WARM_LIMIT_MS:
+        return 1, False
+    return max(1, min(MAX_INNER, int(SAMPLE_MS / max(run_ms, 1e-3)))), True
 DEFAULT_MODELS = ("mlp", "cnn", "attention", "resnet50", "bert", "gpt2")
 
 
@@ -166,11 +181,15 @@ def bench_case(
             entries[name] = {**info, **check(outputs, reference)}
             workers[name] = worker
             log(f"  {model}: {name}: compiled in {info['compile_s']:.1f}s, first run {info['first_run_ms']:.1f} ms, correct={entries[name]['correct']}")
+        plans = {k: sample_plan(entries[k]["second_run_ms"]) for k in workers}
         # a system whose rounds would not fit in the cap runs fewer of them (at least 1)
-        caps = {k: max(1, int(slow_cap_s * 1e3 / entries[k]["first_run_ms"])) for k in workers if entries[k]["first_run_ms"] * rounds > slow_cap_s * 1e3}
-        fns = {k: w.time_one for k, w in workers.items()}
+        round_ms = {k: (inner + warm) * entries[k]["second_run_ms"] for k, (inner, warm) in plans.items()}
+        caps = {k: max(1, int(slow_cap_s * 1e3 / ms)) for k, ms in round_ms.items() if ms * rounds > slow_cap_s * 1e3}
+        fns = {k: (lambda w=w, plan=plans[k]: w.time_runs(*plan)) for k, w in workers.items()}
         # the first run (the correctness check) was the warm-up
         times = interleaved(fns, rounds=rounds, warmup=0, max_rounds=caps, self_timed=True, gap_s=GAP_S)
+        for k, (inner, warm) in plans.items():
+            entries[k].update(runs_per_sample=inner, warmed=warm)
     finally:
         for w in workers.values():
             w.close()

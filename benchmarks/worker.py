@@ -7,8 +7,8 @@ TVM's) shares a process with another's. The parent still interleaves the timing 
 asks each worker in turn for one timed run, which the worker times itself.
 
     worker = SystemWorker("onnxruntime", "bert", tuning_db=None)   # prepares (compiles) the system
-    worker.info          # compile_s, compile_rss_mb, run_rss_mb, first_run_ms, notes, outputs | error
-    ms = worker.time_one()
+    worker.info          # compile_s, compile_rss_mb, run_rss_mb, first_run_ms, second_run_ms, notes, outputs | error
+    ms = worker.time_runs(inner=5, warm=True)   # mean ms of 5 back-to-back runs after an untimed one
     worker.close()
 """
 from __future__ import annotations
@@ -48,6 +48,9 @@ def _serve(conn, system: str, model: str, tuning_db: str | None, threads: int) -
             t0 = time.perf_counter()
             outputs = prepared.run()  # the first run: correctness, and the warm-up
             first_ms = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        prepared.run()  # the second run: what one run costs once warm (sizes the timed samples)
+        second_ms = (time.perf_counter() - t0) * 1e3
     except Exception as e:  # noqa: BLE001 - a system that cannot run this model is a result
         conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}", "traceback": traceback.format_exc()})
         return
@@ -57,14 +60,19 @@ def _serve(conn, system: str, model: str, tuning_db: str | None, threads: int) -
             "compile_rss_mb": prepared.compile_rss_mb,
             "run_rss_mb": mem.delta_mb,
             "first_run_ms": first_ms,
+            "second_run_ms": second_ms,
             "notes": prepared.notes,
             "outputs": [o.copy() for o in outputs],
         }
     )
-    while conn.recv() == "run":
+    while (msg := conn.recv())[0] == "run":
+        _, inner, warm = msg
+        if warm:
+            prepared.run()
         t0 = time.perf_counter()
-        prepared.run()
-        conn.send((time.perf_counter() - t0) * 1e3)
+        for _ in range(inner):
+            prepared.run()
+        conn.send((time.perf_counter() - t0) * 1e3 / inner)
 
 
 class SystemWorker:
@@ -89,14 +97,15 @@ class SystemWorker:
     def ok(self) -> bool:
         return "error" not in self.info
 
-    def time_one(self) -> float:
-        """Milliseconds of one run, measured in the worker."""
-        self._conn.send("run")
+    def time_runs(self, inner: int = 1, warm: bool = False) -> float:
+        """Mean milliseconds of `inner` back-to-back runs, measured in the worker; `warm`: after
+        one untimed run (wakes the system's thread pool and refills caches after a pause)."""
+        self._conn.send(("run", inner, warm))
         return self._conn.recv()
 
     def close(self) -> None:
         try:
-            self._conn.send("quit")
+            self._conn.send(("quit",))
         except (OSError, ValueError):
             pass
         self._proc.join(timeout=30)

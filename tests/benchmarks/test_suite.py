@@ -16,7 +16,7 @@ from benchmarks.harness import interleaved  # noqa: E402
 
 SYSTEMS = ("graphc", "pytorch", "torch.compile", "onnxruntime", "tvm-default")
 TIMING_FIELDS = ("median_ms", "min_ms", "p90_ms", "rounds")
-SYSTEM_FIELDS = ("compile_s", "compile_rss_mb", "run_rss_mb", "first_run_ms", "correct", "max_rel_diff", "notes", *TIMING_FIELDS)
+SYSTEM_FIELDS = ("compile_s", "compile_rss_mb", "run_rss_mb", "first_run_ms", "second_run_ms", "runs_per_sample", "warmed", "correct", "max_rel_diff", "notes", *TIMING_FIELDS)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,13 @@ def test_fast_mode_writes_the_table_and_chart(fast_run):
     assert "PyTorch eager ms (x)" in table and "(WRONG)" not in table  # the flag a wrong output gets
     with open(out / "suite.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_samples_are_warm_back_to_back_runs_except_for_slow_systems():
+    assert suite.sample_plan(0.1) == (suite.MAX_INNER, True)  # tiny models: 100 runs per sample
+    assert suite.sample_plan(4.0) == (5, True)  # about SAMPLE_MS of runs after a warm-up
+    assert suite.sample_plan(300.0) == (1, True)
+    assert suite.sample_plan(suite.WARM_LIMIT_MS) == (1, False)  # TVM's untuned BERT: one cold run
 
 
 def test_readme_table_is_replaced_between_the_markers_only(tmp_path):
