@@ -208,3 +208,16 @@ def test_model_speedup_times_two_sessions_of_one_model(x86):
     b = graphc.compile(graph, x86, tuning=False, **QUIET).session()
     default_ms, tuned_ms, ratio = model_speedup(a, b, rounds=2)
     assert default_ms > 0 and tuned_ms > 0 and ratio > 0
+
+
+@pytest.mark.parametrize("n,k,order", [(128, 784, "rows_outside"), (768, 768, "panels_outside")])
+def test_gemm_order_default_follows_the_packed_weight_size(n, k, order, x86):
+    """A weight that stays in every core's L2 (the seed MLP's fc1, 392 KB) puts row tiles outside,
+    so each core reads only its rows of the freshly written activation; BERT's 2.3 MB weights
+    stream one panel per core under all rows. Checked numerically as well."""
+    graph, inputs = linear_model(64, k, n)
+    task = _anchor_task(graph, x86, "linear_packed")
+    _, _, space = knob_space(task.func, x86)
+    assert space["gemm.order"].default == order
+    compiled = graphc.compile(graph, x86, tuning=False, **QUIET)
+    np.testing.assert_allclose(compiled.session().run(*inputs)[0], graphc.run_graph(graph, *inputs)[0], rtol=1e-4, atol=1e-4)
