@@ -170,11 +170,7 @@ def _probe_serve(conn, threads: int) -> None:
                 fn()
             conn.send(True)
         elif msg[0] == "run":
-            fn()  # untimed: wakes the thread pool after the pause (see _self_timed)
-            t0 = time.perf_counter()
-            for _ in range(msg[1]):
-                fn()
-            conn.send((time.perf_counter() - t0) * 1e3 / msg[1])
+            conn.send(_self_timed(fn, msg[1])())
         else:
             return
 
