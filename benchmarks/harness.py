@@ -68,6 +68,20 @@ def interleaved(
     }
 
 
+def timed_runs(fn: Callable[[], object], inner: int, warm: bool = True) -> Callable[[], float]:
+    """() -> mean ms per call of `inner` back-to-back calls, after one untimed call when `warm`:
+    the steady rate with the thread pool awake and caches refilled after a pause between systems."""
+    def timed() -> float:
+        if warm:
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        return (time.perf_counter() - t0) * 1e3 / inner
+
+    return timed
+
+
 class PeakRss:
     """Peak resident memory growth of this process over a `with` block, in MB (sampled every
     millisecond on a thread: allocations freed before the block ends still count)."""

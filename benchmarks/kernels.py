@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harness import interleaved, write_json
+from .harness import interleaved, timed_runs, write_json
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _probe_serve(conn, threads: int) -> None:
                 fn()
             conn.send(True)
         elif msg[0] == "run":
-            conn.send(_self_timed(fn, msg[1])())
+            conn.send(timed_runs(fn, msg[1])())
         else:
             return
 
@@ -197,20 +197,6 @@ class TorchProbe:
     def close(self) -> None:
         self._conn.send(("quit",))
         self._proc.join(timeout=30)
-
-
-def _self_timed(fn, inner: int):
-    """Mean ms per call of `inner` back-to-back calls after one untimed call: the kernel's steady
-    rate with its thread pool awake, as inside a model (where the previous kernel kept it
-    spinning), not the wake-up after the benchmark's pause between systems."""
-    def timed() -> float:
-        fn()
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        return (time.perf_counter() - t0) * 1e3 / inner
-
-    return timed
 
 
 SGEMM = KERNELS[0]
@@ -242,7 +228,7 @@ def run(rounds: int = 40, only: str | None = None, out: str | None = None) -> di
         t0 = time.perf_counter()
         fn()
         inner = max(1, min(500, int(2e-3 / max(time.perf_counter() - t0, 1e-6))))
-        r = interleaved({"graphc": _self_timed(fn, inner), "torch": lambda: probe.time_ms(inner)},
+        r = interleaved({"graphc": timed_runs(fn, inner), "torch": lambda: probe.time_ms(inner)},
                         rounds=rounds, self_timed=True, gap_s=0.05)  # a pause: the other pool stops spinning
         gf = {k: kern.flops / v["median_ms"] / 1e6 for k, v in r.items()}
         row = {

@@ -35,7 +35,7 @@ def _serve(conn, system: str, model: str, tuning_db: str | None, threads: int) -
     for var in ("GRAPHC_BENCH_THREADS", "TVM_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
 
-    from benchmarks.harness import PeakRss
+    from benchmarks.harness import PeakRss, timed_runs
     from benchmarks.suite import systems_for
 
     try:
@@ -67,12 +67,7 @@ def _serve(conn, system: str, model: str, tuning_db: str | None, threads: int) -
     )
     while (msg := conn.recv())[0] == "run":
         _, inner, warm = msg
-        if warm:
-            prepared.run()
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            prepared.run()
-        conn.send((time.perf_counter() - t0) * 1e3 / inner)
+        conn.send(timed_runs(prepared.run, inner, warm)())
 
 
 class SystemWorker:
