@@ -14,6 +14,7 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
+import tvm_ffi
 
 from graphc import dtypes
 from graphc.errors import ArtifactError, InputError
@@ -174,24 +175,35 @@ class Session(ModelIO):
 
 
 class _StagedCall:
-    """`Session.run` on the CPU without per-call allocations or Python-side copies.
+    """`Session.run` on the CPU without per-call allocations or needless copies.
 
-    Inputs are copied (`np.copyto`: any strides) into tensors allocated once, to which `main`
-    was bound once together with the parameters (`VirtualMachine.save_function`: a call passes
-    no arguments through the FFI). Outputs go to numpy without a copy (`np.from_dlpack`): each
-    call's outputs are fresh VM allocations that the returned arrays keep alive. An output whose
-    memory is a staged input's, a parameter's (a graph output that is an input or a constant, or
-    a reshape of one: reshapes are views at the same address) or an earlier output's of the same
-    call is copied, so no returned array aliases the session's buffers or another output.
-    Measured on the seed MLP, one call 0.25 s after the last (as the benchmark suite times it, the
-    caches cold): 0.92 -> 0.51 ms median; `Tensor.numpy()` alone cost ~0.2 ms of cold Python per call.
+    An input that the kernels can read in place (C-contiguous, writeable, its data 64-byte
+    aligned: TVM declares every buffer argument so, LLVM `align 64`, and emits aligned vector
+    moves that fault otherwise) is passed to `main` without a copy (DLPack). Any other input is copied (`np.copyto`: any strides) into a
+    staging tensor allocated once; when every input is staged, `main` runs as bound once to the
+    staging tensors and the parameters (`VirtualMachine.save_function`: a call passes no arguments
+    through the FFI). Outputs go to numpy without a copy (`np.from_dlpack`): each call's outputs
+    are fresh VM allocations that the returned arrays keep alive. An output whose memory is an
+    input's (staged or the caller's), a parameter's (a graph output that is an input or a
+    constant, or a reshape of one: reshapes are views at the same address) or an earlier output's
+    of the same call is copied, so no returned array aliases the caller's or the session's buffers
+    or another output.
+    Measured on the seed MLP (batch 64, steady state): passing the caller's array instead of
+    copying it 90 -> 69 us per call, ~5 us the copy and the rest the second core pulling the
+    freshly copied rows out of the first core's cache. numpy aligns large arrays to 16 bytes only,
+    so this applies to a quarter of them by chance, or to arrays allocated aligned on purpose. Cold (one call 0.25 s after the last), the
+    staged binding took 0.92 -> 0.51 ms; `Tensor.numpy()` alone cost ~0.2 ms of cold Python.
     The caller holds the session's lock (the staging tensors are shared).
     """
 
+    ALIGNMENT = 64  # bytes: what TVM assumes of every buffer argument
     SAVED_NAME = "graphc_main_staged"
 
     def __init__(self, vm, staging: list, params: list):
+        self._staging = staging
+        self._params = params
         self._views = [np.from_dlpack(t) for t in staging]
+        self._main = vm["main"]
         vm.save_function("main", self.SAVED_NAME, *staging, *params)
         self._call = vm[self.SAVED_NAME]
         self._pinned = frozenset(t.data_ptr() for t in (*staging, *params))
@@ -207,15 +219,33 @@ class _StagedCall:
         return cls(vm, staging, params)
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        for view, a in zip(self._views, arrays):
-            np.copyto(view, a)
-        return self._to_numpy(self._call())
+        direct = [self._in_place(a) for a in arrays]
+        if not any(t is not None for t in direct):
+            for view, a in zip(self._views, arrays):
+                np.copyto(view, a)
+            return self._to_numpy(self._call(), frozenset())
+        args = []
+        for t, staged, view, a in zip(direct, self._staging, self._views, arrays):
+            if t is None:
+                np.copyto(view, a)
+                t = staged
+            args.append(t)
+        borrowed = frozenset(t.data_ptr() for t in direct if t is not None)
+        return self._to_numpy(self._main(*args, *self._params), borrowed)
 
-    def _to_numpy(self, result) -> list[np.ndarray]:
+    @classmethod
+    def _in_place(cls, a: np.ndarray):
+        """`a` as a TVM tensor sharing its memory, or None when the kernels cannot read it in place."""
+        if a.size == 0 or not (a.flags.c_contiguous and a.flags.writeable):
+            return None  # (DLPack cannot mark a tensor read-only, so numpy refuses to export those)
+        t = tvm_ffi.from_dlpack(a)  # (tvm.runtime.from_dlpack insists on 64-byte alignment)
+        return None if t.data_ptr() % cls.ALIGNMENT else t
+
+    def _to_numpy(self, result, borrowed: frozenset) -> list[np.ndarray]:
         out, seen = [], set()
         for r in result:
             ptr = r.data_ptr()
-            if ptr in self._pinned or ptr in seen:
+            if ptr in self._pinned or ptr in borrowed or ptr in seen:
                 out.append(r.numpy())
             else:
                 seen.add(ptr)
