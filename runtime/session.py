@@ -14,7 +14,6 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-import tvm_ffi
 
 from graphc import dtypes
 from graphc.errors import ArtifactError, InputError
@@ -179,20 +178,21 @@ class _StagedCall:
 
     An input that the kernels can read in place (C-contiguous, writeable, its data 64-byte
     aligned: TVM declares every buffer argument so, LLVM `align 64`, and emits aligned vector
-    moves that fault otherwise) is passed to `main` without a copy (DLPack). Any other input is copied (`np.copyto`: any strides) into a
-    staging tensor allocated once; when every input is staged, `main` runs as bound once to the
-    staging tensors and the parameters (`VirtualMachine.save_function`: a call passes no arguments
-    through the FFI). Outputs go to numpy without a copy (`np.from_dlpack`): each call's outputs
-    are fresh VM allocations that the returned arrays keep alive. An output whose memory is an
-    input's (staged or the caller's), a parameter's (a graph output that is an input or a
-    constant, or a reshape of one: reshapes are views at the same address) or an earlier output's
-    of the same call is copied, so no returned array aliases the caller's or the session's buffers
-    or another output.
+    moves that fault otherwise) is passed to `main` without a copy (DLPack). Any other input is
+    copied (`np.copyto`: any strides) into a staging tensor allocated once; when every input is
+    staged, `main` runs as bound once to the staging tensors and the parameters
+    (`VirtualMachine.save_function`: a call passes no arguments through the FFI). Outputs go to
+    numpy without a copy (`np.from_dlpack`): each call's outputs are fresh VM allocations that the
+    returned arrays keep alive. An output whose memory is an input's (staged or the caller's), a
+    parameter's (a graph output that is an input or a constant, or a reshape of one: reshapes are
+    views at the same address) or an earlier output's of the same call is copied, so no returned
+    array aliases the caller's or the session's buffers or another output.
     Measured on the seed MLP (batch 64, steady state): passing the caller's array instead of
     copying it 90 -> 69 us per call, ~5 us the copy and the rest the second core pulling the
-    freshly copied rows out of the first core's cache. numpy aligns large arrays to 16 bytes only,
-    so this applies to a quarter of them by chance, or to arrays allocated aligned on purpose. Cold (one call 0.25 s after the last), the
-    staged binding took 0.92 -> 0.51 ms; `Tensor.numpy()` alone cost ~0.2 ms of cold Python.
+    freshly copied rows out of the first core's cache. numpy aligns large arrays to 16 bytes
+    only, so this applies to a quarter of them by chance, or to arrays allocated aligned on
+    purpose. Cold (one call 0.25 s after the last), the staged binding took 0.92 -> 0.51 ms;
+    `Tensor.numpy()` alone cost ~0.2 ms of cold Python.
     The caller holds the session's lock (the staging tensors are shared).
     """
 
@@ -204,6 +204,9 @@ class _StagedCall:
         self._params = params
         self._views = [np.from_dlpack(t) for t in staging]
         self._main = vm["main"]
+        import tvm_ffi  # (after _tvm_runtime(): TVM's thread settings come first)
+
+        self._from_dlpack = tvm_ffi.from_dlpack  # (tvm.runtime.from_dlpack raises on misalignment)
         vm.save_function("main", self.SAVED_NAME, *staging, *params)
         self._call = vm[self.SAVED_NAME]
         self._pinned = frozenset(t.data_ptr() for t in (*staging, *params))
@@ -220,7 +223,7 @@ class _StagedCall:
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         direct = [self._in_place(a) for a in arrays]
-        if not any(t is not None for t in direct):
+        if all(t is None for t in direct):
             for view, a in zip(self._views, arrays):
                 np.copyto(view, a)
             return self._to_numpy(self._call(), frozenset())
@@ -233,13 +236,12 @@ class _StagedCall:
         borrowed = frozenset(t.data_ptr() for t in direct if t is not None)
         return self._to_numpy(self._main(*args, *self._params), borrowed)
 
-    @classmethod
-    def _in_place(cls, a: np.ndarray):
+    def _in_place(self, a: np.ndarray):
         """`a` as a TVM tensor sharing its memory, or None when the kernels cannot read it in place."""
         if a.size == 0 or not (a.flags.c_contiguous and a.flags.writeable):
             return None  # (DLPack cannot mark a tensor read-only, so numpy refuses to export those)
-        t = tvm_ffi.from_dlpack(a)  # (tvm.runtime.from_dlpack insists on 64-byte alignment)
-        return None if t.data_ptr() % cls.ALIGNMENT else t
+        t = self._from_dlpack(a)
+        return None if t.data_ptr() % self.ALIGNMENT else t
 
     def _to_numpy(self, result, borrowed: frozenset) -> list[np.ndarray]:
         out, seen = [], set()
