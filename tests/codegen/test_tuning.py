@@ -67,7 +67,11 @@ def test_tune_records_trials_and_prints_progress(tuned):
     with open(os.path.join(db, "verdicts.json")) as f:
         verdicts = json.load(f)
     for t in measured:
-        assert verdicts[workload_key(t.func)]["use_tuned"] == (t.tuned_ms < t.default_ms)
+        verdict = verdicts[workload_key(t.func)]
+        if "withdrawn" in verdict:  # the whole model ran no faster with it (noise can say so on a tiny model)
+            assert verdict["use_tuned"] is False and result.model_check is not None and result.model_check[2] < 1.0
+        else:
+            assert verdict["use_tuned"] == (t.tuned_ms < t.default_ms)
     assert result.estimated_ms(True) <= result.estimated_ms(False)
 
 
