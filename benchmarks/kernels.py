@@ -33,16 +33,16 @@ from .harness import interleaved, timed_runs, write_json
 class Kernel:
     name: str
     model: str
-    kind: str  # "linear", "conv2d", "attention"
-    shape: tuple  # linear: (m, k, n); conv2d: (n, c, h, w, o, k, stride, pad); attention: (b, h, s, d)
+    kind: str  # "linear", "conv2d", "conv_pool" (conv2d + bias + relu + max pool), "attention"
+    shape: tuple  # linear: (m, k, n); conv2d: (n, c, h, w, o, k, stride, pad) (+ pool for conv_pool); attention: (b, h, s, d)
 
     @property
     def flops(self) -> int:
         if self.kind == "linear":
             m, k, n = self.shape
             return 2 * m * k * n
-        if self.kind == "conv2d":
-            n, c, h, w, o, kk, s, p = self.shape
+        if self.kind in ("conv2d", "conv_pool"):
+            n, c, h, w, o, kk, s, p = self.shape[:8]
             oh, ow = (h + 2 * p - kk) // s + 1, (w + 2 * p - kk) // s + 1
             return 2 * n * o * oh * ow * c * kk * kk
         b, h, s, d = self.shape
@@ -78,9 +78,17 @@ _CONVS = [
     ("resnet 3x3 512 @7", "resnet50", 1, 512, 7, 512, 3, 1, 1),
     ("resnet 1x1 2048->512 @7", "resnet50", 1, 2048, 7, 512, 1, 1, 0),
 ]
+# the seed CNN's convolutions as it runs them: one fused conv-bias-relu-pool kernel each (its
+# full-resolution activation never reaches memory); (name, model, batch, in, size, out, kernel, stride, pad, pool)
+_CONV_POOLS = [
+    ("cnn conv1+bias+relu+pool", "cnn", 64, 1, 28, 32, 3, 1, 1, 2),
+    ("cnn conv2+bias+relu+pool", "cnn", 64, 32, 14, 64, 3, 1, 1, 2),
+]
 KERNELS = (
     [Kernel(name, model, "linear", (m, k, n)) for name, model, m, k, n in _GEMMS]
     + [Kernel(name, model, "conv2d", (b, c, hw, hw, o, kk, s, p)) for name, model, b, c, hw, o, kk, s, p in _CONVS]
+    + [Kernel(name, model, "conv_pool", (b, c, hw, hw, o, kk, s, p, pool))
+       for name, model, b, c, hw, o, kk, s, p, pool in _CONV_POOLS]
     + [Kernel("attention sdpa b1 h12 s512 d64", "attention", "attention", (1, 12, 512, 64)),
        Kernel("bert/gpt2 sdpa b1 h12 s128 d64", "bert,gpt2", "attention", (1, 12, 128, 64))]
 )
@@ -91,9 +99,9 @@ def _operand_shapes(kern: Kernel) -> tuple[list[tuple], list[tuple]]:
     if kern.kind == "linear":
         m, k, n = kern.shape
         return [(m, k)], [(n, k)]
-    if kern.kind == "conv2d":
-        n, c, h, w, o, kk, _, _ = kern.shape
-        return [(n, c, h, w)], [(o, c, kk, kk)]
+    if kern.kind in ("conv2d", "conv_pool"):
+        n, c, h, w, o, kk = kern.shape[:6]
+        return [(n, c, h, w)], [(o, c, kk, kk)] + ([(o,)] if kern.kind == "conv_pool" else [])
     return [kern.shape] * 3, []
 
 
@@ -114,6 +122,11 @@ def _graph_and_inputs(kern: Kernel, rng):
         elif kern.kind == "conv2d":
             *_, s, p = kern.shape
             y = ops.conv2d(vals[0], graphc.param("w", weights[0]), stride=(s, s), pad=(p,) * 4)
+        elif kern.kind == "conv_pool":
+            *_, s, p, k = kern.shape
+            bias = graphc.param("b", weights[1].reshape(1, -1, 1, 1))
+            y = ops.relu(ops.conv2d(vals[0], graphc.param("w", weights[0]), stride=(s, s), pad=(p,) * 4) + bias)
+            y = ops.max_pool2d(y, kernel=(k, k), stride=(k, k))
         else:
             y = ops.scaled_dot_product_attention(*vals)
     return b.build([y.value]), inputs, weights
@@ -132,6 +145,9 @@ def _torch_fn(kern: Kernel):
     if kern.kind == "conv2d":
         *_, s, p = kern.shape
         return lambda: F.conv2d(ts[0], ws[0], stride=s, padding=p)
+    if kern.kind == "conv_pool":
+        *_, s, p, k = kern.shape
+        return lambda: F.max_pool2d(F.relu(F.conv2d(ts[0], ws[0], ws[1], stride=s, padding=p)), k)
     return lambda: F.scaled_dot_product_attention(*ts)
 
 
@@ -228,8 +244,12 @@ def run(rounds: int = 40, only: str | None = None, out: str | None = None) -> di
         t0 = time.perf_counter()
         fn()
         inner = max(1, min(500, int(2e-3 / max(time.perf_counter() - t0, 1e-6))))
+        # a pause before each sample: the other system's pool stops spinning. PyTorch's slow samples
+        # need longer: after its ~50 ms sample of the seed CNN's conv1 + pool, graphc's next sample
+        # ran at half speed 50 ms later (median 63 vs 131 GFLOP/s with a 0.3 s pause)
+        gap = min(0.3, max(0.05, 5e-3 * inner * probe.time_ms(1)))
         r = interleaved({"graphc": timed_runs(fn, inner), "torch": lambda: probe.time_ms(inner)},
-                        rounds=rounds, self_timed=True, gap_s=0.05)  # a pause: the other pool stops spinning
+                        rounds=rounds, self_timed=True, gap_s=gap)
         gf = {k: kern.flops / v["median_ms"] / 1e6 for k, v in r.items()}
         row = {
             "kernel": kern.name, "model": kern.model, "kind": kern.kind, "shape": list(kern.shape), "gflop": kern.flops / 1e9,
@@ -259,7 +279,7 @@ def run(rounds: int = 40, only: str | None = None, out: str | None = None) -> di
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=40)
-    ap.add_argument("--only", help="kernels whose name or model contains this (or a kind: linear, conv2d, attention)")
+    ap.add_argument("--only", help="kernels whose name or model contains this (or a kind: linear, conv2d, conv_pool, attention)")
     ap.add_argument("--out", help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     run(args.rounds, args.only, args.out)

@@ -25,5 +25,7 @@ def test_kernel_benchmark_writes_checked_results(tmp_path):
 def test_flop_counts_of_each_kernel_kind():
     conv = kernels.Kernel("c", "m", "conv2d", (2, 3, 9, 9, 4, 3, 2, 1))  # 5x5 output
     assert conv.flops == 2 * 2 * 4 * 5 * 5 * 3 * 3 * 3
+    pooled = kernels.Kernel("p", "m", "conv_pool", (2, 3, 8, 8, 4, 3, 1, 1, 2))  # the conv's 8x8 output, pooled
+    assert pooled.flops == 2 * 2 * 4 * 8 * 8 * 3 * 3 * 3  # the pool's maxes are not counted
     assert kernels.Kernel("a", "m", "attention", (1, 2, 8, 4)).flops == 4 * 2 * 8 * 8 * 4
     assert len({k.name for k in kernels.KERNELS}) == len(kernels.KERNELS)

@@ -18,7 +18,10 @@ lowered as GEMMs instead (`_conv_gemm`).
 Measured on one AVX-512 core (ResNet-50 3x3 layers): 8 columns x 2 vectors ran at
 140-190 GFLOP/s; 4 x 4 at 120-165, 7 x 3 or 14 x 2 at 85-170, unrolling the taps
 slower still. When the conv's only consumer pools it (a fused conv-bias-relu-pool
-group), the pooled output drives the loops instead: see `_schedule_conv_pool`.
+group), the pooled output drives the loops instead: see `_schedule_conv_pool`; and when the
+conv's reduction is short (a few input channels, e.g. an image's first layer) under a
+non-overlapping pool, pixels rather than channels are the vector lanes: see
+`_schedule_pixel_conv_pool`.
 """
 from __future__ import annotations
 
@@ -96,10 +99,14 @@ def _pixel_group(blocks: int, block_bytes: int) -> int:
 
 
 def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
+    pool = _pooling_consumer(sch, blk)
+    window = _pixel_pool_window(sch, blk, pool, p) if pool is not None else None
+    if window is not None:
+        _schedule_pixel_conv_pool(sch, blk, pool, p, window)
+        return
     for prod in sch.get_producers(blk):  # the padded input (and a per-call weight pack): own loop nests
         if not _schedule_padding(sch, prod, p):
             schedule_spatial(sch, prod, p)
-    pool = _pooling_consumer(sch, blk)
     if pool is not None:
         _schedule_conv_pool(sch, blk, pool, p, vl, nv)
         return
@@ -240,3 +247,152 @@ def _schedule_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, vl: int,
     sch.unroll(cm)
     if reduce_loops:
         sch.decompose_reduction(conv, reduce_loops[0])
+
+
+# ---------------------------------------------------------------------------------------
+# few input channels under a non-overlapping pool: pixels as vector lanes
+# ---------------------------------------------------------------------------------------
+# reduction length (C * KH * KW) up to which the channel-panel micro-kernel does too few
+# multiply-adds per accumulator to pay for its stores and for the pooled output's channel
+# vectors, which NCHW scatters lane by lane (the seed CNN's conv1, 1 channel x 3x3: 9 steps)
+PIXEL_REDUCTION_MAX = 32
+PIXEL_TILE_VECTORS = 24  # accumulator (+ input) vectors of one register tile (of 32 AVX-512 registers)
+
+
+def _pixel_pool_window(sch: s_tir.Schedule, conv, pools, p: CpuParams) -> int | None:
+    """The pool's window `s` (s x s, stride s, no padding) when the conv-pool kernel is better
+    computed with pixels as vector lanes (`_schedule_pixel_conv_pool`); None otherwise: a long
+    reduction, a strided or dilated conv, an overlapping or padded pool window, or pooled rows
+    that split into no vector width."""
+    from tvm.sym.analyzer import Analyzer
+
+    stmt = sch.get(conv)
+    ivs = stmt.iter_vars
+    if len(ivs) != 7 or len(sch.get(pools[0]).iter_vars) != 4:
+        return None
+    reduction = 1
+    for iv in ivs[4:]:
+        reduction *= int(iv.dom.extent)
+    if reduction > PIXEL_REDUCTION_MAX:
+        return None
+    conv_buf = region_buffer(stmt.writes[0])
+    ana = Analyzer()
+    # the conv reads its (padded) input at [.., h + kh, w + kw]: stride 1, no dilation
+    h, w, kh, kw = (iv.var for iv in (ivs[2], ivs[3], ivs[5], ivs[6]))
+    x_read = _input_read(sch, conv)
+    if x_read is None:
+        return None
+    rows, cols = x_read.region[2], x_read.region[3]
+    if not (_same(ana, rows.min, h + kh) and _same(ana, cols.min, w + kw)):
+        return None
+    # every pool reads [.., s*i : s*i + s, s*j : s*j + s] of the conv: a non-overlapping s x s window
+    window = None
+    for pool in pools:
+        pst = sch.get(pool)
+        pi, pj = pst.iter_vars[2].var, pst.iter_vars[3].var
+        for r in pst.reads:
+            if region_buffer(r).name != conv_buf.name:
+                continue
+            ri, rj = r.region[2], r.region[3]
+            try:
+                s, sw = int(ri.extent), int(rj.extent)
+            except TypeError:  # a data-dependent window
+                return None
+            if s < 2 or sw != s or window not in (None, s):
+                return None
+            if not (_same(ana, ri.min, pi * s) and _same(ana, rj.min, pj * s)):
+                return None
+            window = s
+    if window is None or int(conv_buf.shape[3]) % window:  # its columns split evenly by phase
+        return None
+    pooled_w = int(sch.get(pools[0]).iter_vars[3].dom.extent)
+    if _pixel_lanes(pooled_w, p) is None:
+        return None
+    return window
+
+
+def _same(ana, a, b) -> bool:
+    return bool(ana.can_prove_equal(a, b))
+
+
+def _input_read(sch: s_tir.Schedule, conv):
+    """The conv's read of its (padded) input: its one rank-4 read other than its own accumulator
+    (the weight is rank 5, packed at compile time or per call); None if that is ambiguous."""
+    own = region_buffer(sch.get(conv).writes[0]).name
+    reads = [r for r in sch.get(conv).reads if len(r.region) == 4 and region_buffer(r).name != own]
+    return reads[0] if len(reads) == 1 else None
+
+
+def _pixel_lanes(pooled_w: int, p: CpuParams) -> int | None:
+    """Vector lanes for a pooled row of `pooled_w` pixels: the widest count dividing the row that
+    fills at least half a vector (14 of 16 lanes for the seed CNN's 14-pixel rows: LLVM masks the
+    rest); None when there is none (narrow vectors, or rows of a prime length above one vector)."""
+    lanes = p.lanes(32)
+    if lanes < 8:
+        return None  # 4-lane NEON: the channel panels already fill whole vectors
+    lv = largest_divisor(pooled_w, range(lanes, lanes // 2 - 1, -1))
+    return lv if lv > 1 else None
+
+
+def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int) -> int:
+    """Output channels per register tile (s * s accumulator vectors each). One, when the input
+    vectors a tile reads (C x (s + KH - 1) rows x (s + KW - 1) column offsets) fit in registers
+    beside its accumulators: they then stay there across all channels (seed CNN conv1, 1 x 3x3
+    under a 2x2 pool: 16 input + 4 accumulator vectors; measured 196 us for 1 channel per tile,
+    215 for 2 or 4, 340-470 for 8). Otherwise the inputs are reloaded from L1 for every tile,
+    and the most channels the accumulators allow amortize those loads."""
+    cin, kh, kw = (int(iv.dom.extent) for iv in sch.get(conv).iter_vars[4:7])
+    inputs = cin * (s + kh - 1) * (s + kw - 1)
+    if inputs + s * s <= PIXEL_TILE_VECTORS:
+        return 1
+    return largest_divisor(channels, range(max(PIXEL_TILE_VECTORS // (s * s), 1), 0, -1))
+
+
+def _schedule_pixel_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, s: int) -> None:
+    """conv -> (bias, activation) -> s x s pool with pixels as vector lanes. The conv's output
+    columns are split by the pool stride, w = s * j + t, and a register tile holds, for a few
+    channels, the s rows x s phases t of one vector of pooled columns j: every pool window is
+    then the tile's s * s vectors at one lane, so the pool is s * s - 1 vector maxes and the
+    pooled row is stored as contiguous vectors (NCHW). The padded input is stored with its
+    columns deinterleaved by phase ([.., y, z % s, z // s]) so the conv's loads at w + kw are
+    contiguous too (when the padded width is a multiple of s; otherwise they are strided, still
+    correct). Each reduction step loads s * s input vectors, broadcasts one weight per channel
+    and does s * s vector FMAs per channel."""
+    pooled_w = int(sch.get(pools[0]).iter_vars[3].dom.extent)
+    lanes = _pixel_lanes(pooled_w, p)
+    x_name = region_buffer(_input_read(sch, conv)).name
+    for prod in sch.get_producers(conv):  # the padded input and a per-call weight pack: own loop nests
+        written = region_buffer(sch.get(prod).writes[0])
+        if written.name == x_name and len(sch.get(prod).iter_vars) == 4 and int(written.shape[3]) % s == 0:
+            sch.transform_layout(prod, ("write", 0), lambda b, ch, y, z: (b, ch, y, z % s, z // s))
+            sch.transform_block_layout(prod, lambda b, ch, y, z: (b, ch, y, z % s, z // s))
+        schedule_spatial(sch, prod, p)
+    if len(pools) > 1:
+        sch.merge(*[sch.get_loops(b)[-1] for b in pools])
+    n, c, ph, pw = sch.get_loops(pools[0])
+    channels = int(sch.get(c).extent)
+    fits = [d for d in range(1, channels + 1) if channels % d == 0 and d * s * s <= 2 * PIXEL_TILE_VECTORS]
+    ct = knob("conv.pixel_channels", _pixel_channels(sch, conv, channels, s), fits)
+    co, ci = sch.split(c, [None, ct])
+    pwo, pwi = sch.split(pw, [None, lanes])
+    sch.reorder(n, ph, pwo, co, ci, pwi)
+    outer = sch.fuse(n, ph)
+    sch.parallel(outer)
+    sch.compute_at(conv, co)
+    sch.set_scope(conv, 0, "local")
+    sch.transform_layout(conv, ("write", 0), lambda n_, c_, h_, w_: (n_, c_, h_, w_ % s, w_ // s))
+    inner = {sch.get(lp) for lp in sch.get_loops(conv)[3:]}  # under (n * ph, pwo, co)
+    loops = [lp if lp is not None and sch.get(lp) in inner else None for lp in loops_of_iters(sch, conv)]
+    o, h, w = loops[1], loops[2], loops[3]
+    reduce_loops = [lp for lp in loops[4:] if lp is not None]
+    j, t = sch.split(w, [None, s])
+    sch.reorder(*reduce_loops, *[lp for lp in (o, h) if lp is not None], t, j)
+    for lp in (o, h):
+        if lp is not None:
+            sch.unroll(lp)
+    sch.unroll(t)
+    sch.vectorize(j)
+    if reduce_loops:
+        sch.decompose_reduction(conv, reduce_loops[0])
+    sch.unroll(ci)
+    sch.vectorize(pwi)
