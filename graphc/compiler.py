@@ -140,9 +140,12 @@ def compile(  # noqa: A001 - the product's verb
         graph, opt_level, print_after=tuple(print_after), dump_dir=dump_ir, verify_numerics=verify_numerics, log=log
     )
     if opt_level >= 2:  # constant weights packed into the layouts the target's kernels read
-        from .passes.layout import layout_for_target
+        from .passes.fuse_dense_chain import fuse_dense_chains
+        from .passes.layout import CPU_TARGET_KINDS, layout_for_target
 
         graph = layout_for_target(graph, tgt)
+        if tgt.kind in CPU_TARGET_KINDS:  # back-to-back GEMMs, on the packed weights
+            graph = fuse_dense_chains(graph)
     timings["passes"] = time.perf_counter() - t1
     from .tuning.database import open_database
 

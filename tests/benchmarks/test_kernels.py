@@ -14,12 +14,15 @@ def test_kernel_benchmark_writes_checked_results(tmp_path):
         res = json.load(f)
     assert res["sgemm_peak_gflops"] > 0 and res["threads"] >= 1
     names = [r["kernel"] for r in res["kernels"]]
-    assert names == ["mlp fc1", "mlp fc2"]
+    assert names == ["mlp fc1", "mlp fc1+relu+fc2+softmax"]
+    fc1, chain = res["kernels"]
     for row in res["kernels"]:
         assert row["max_rel_err"] < 1e-4, row  # graphc's kernel computed the op
-        assert row["notes"] == ["linear_packed: blocked"], row
         assert row["graphc_best_gflops"] > 0 and row["pct_of_peak"] > 0
-        assert row["gflop"] == 2 * row["shape"][0] * row["shape"][1] * row["shape"][2] / 1e9
+    assert fc1["notes"] == ["linear_packed: blocked"], fc1
+    assert fc1["gflop"] == 2 * 64 * 784 * 128 / 1e9
+    assert chain["notes"] == ["gemm chain: 2 GEMMs per row tile"], chain  # one kernel: both GEMMs and the softmax
+    assert chain["gflop"] == 2 * 64 * 128 * (784 + 10) / 1e9
 
 
 def test_flop_counts_of_each_kernel_kind():

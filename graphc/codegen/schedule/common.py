@@ -57,13 +57,14 @@ def loop_extents(sch: s_tir.Schedule, loops) -> list[int]:
     return [int(sch.get(lp).extent) for lp in loops]
 
 
-def auto_inline(sch: s_tir.Schedule) -> None:
-    """Inline every spatial, non-output, non-anchor stage into its consumers (to a fixed point)."""
+def auto_inline(sch: s_tir.Schedule, keep: set[str] = frozenset()) -> None:
+    """Inline every spatial, non-output, non-anchor stage (except the blocks named in `keep`)
+    into its consumers (to a fixed point)."""
     changed = True
     while changed:
         changed = False
         for blk in reversed(blocks(sch)):
-            if is_reduction(sch, blk) or writes_output(sch, blk):
+            if is_reduction(sch, blk) or writes_output(sch, blk) or sch.get(blk).name_hint in keep:
                 continue
             if rule_of(sch, blk) is not None or has_annotation(sch, blk, KEEP_KEY):
                 continue

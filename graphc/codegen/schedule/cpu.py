@@ -19,6 +19,7 @@ from tvm import s_tir
 from ..knobs import configured, scope
 from .common import auto_inline, blocks, is_reduction, rule_of, strip_annotations
 from .cpu_base import CpuParams, schedule_reduction, schedule_spatial
+from .cpu_chain import gemm_chain_links, schedule_gemm_chain
 from .cpu_conv import schedule_conv2d, schedule_conv2d_packed
 from .cpu_gemm import schedule_dense, schedule_linear_packed, schedule_matmul
 
@@ -44,9 +45,19 @@ def schedule_cpu(func, p: CpuParams, knobs: dict | None = None):
 def _schedule_cpu(func, p: CpuParams):
     notes: list[str] = []
     sch = s_tir.Schedule(func)
-    auto_inline(sch)
+    auto_inline(sch, keep=gemm_chain_links(sch))
     anchors = [(sch.get(b).name_hint, rule_of(sch, b)) for b in blocks(sch) if rule_of(sch, b) in ANCHOR_RULES]
     done: set[str] = set()  # blocks an anchor rule placed (its init, accumulator write-back, epilogue)
+    if len(anchors) > 1 and all(rule == "linear_packed" for _, rule in anchors):
+        saved = sch.copy()
+        try:
+            schedule_gemm_chain(sch, [name for name, _ in anchors], p)
+            notes.append(f"gemm chain: {len(anchors)} GEMMs per row tile")
+            strip_annotations(sch)
+            return sch.mod["main"], notes
+        except Exception as e:  # noqa: BLE001 - each GEMM on its own loop nest instead; say why
+            sch = saved
+            notes.append(f"gemm chain: declined ({e.__class__.__name__}: {_first_line(e)})")
     for name, rule in anchors:
         saved = sch.copy()
         try:

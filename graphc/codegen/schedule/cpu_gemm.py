@@ -77,7 +77,7 @@ def output_stage(sch: s_tir.Schedule, blk):
 
 
 def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: int | None = None,
-              column_group: int = 1, order: str = "panels_outside") -> None:
+              column_group: int = 1, order: str = "panels_outside", under: int = 0) -> None:
     """Register-tile the anchor `blk`, whose loops are (*batch, i, j, k) or (j, k), through its
     output stage. Row tails (M not a multiple of mr) are predicated; column counts must be
     multiples of nv * vl in the anchor (a packed weight's padding) or equal to vl * nv.
@@ -85,14 +85,17 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: in
     `column_group`: column panels one row tile walks before the next (panels-outside order
     only): the group's columns of the right operand stay in L2 under all row tiles, each row
     tile's weights in L1 across the group, and each output row is written group * nr long.
-    `order`: the default of the "gemm.order" knob."""
+    `order`: the default of the "gemm.order" knob.
+    `under`: loops of an enclosing schedule (a GEMM chain's row tile) the anchor and its output
+    stage already sit under: left alone, and the tile loops stay serial (the enclosing loop is
+    the parallel one)."""
     loops = sch.get_loops(blk)
     if len(loops) < 2:
         raise Decline("no output column loop")
     k_loop = loops[-1]
     K = int(sch.get(k_loop).extent)
     out = output_stage(sch, blk)
-    o_loops = sch.get_loops(out)
+    o_loops = sch.get_loops(out)[under:]
     *batch, i, j = o_loops if len(o_loops) >= 2 else (None, *o_loops)
     batch = [b for b in batch if b is not None]
     M = int(sch.get(i).extent) if i is not None else 1
@@ -115,7 +118,7 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: in
         ii, tile_loop, outer, serial = None, jo, [*batch, jo], []
     sch.compute_at(blk, tile_loop)
     # the anchor under the tile: (rows, cols, k) -> (ko, ki, rows, col vectors, lanes)
-    a_loops = sch.get_loops(blk)[len(outer) + len(serial):]
+    a_loops = sch.get_loops(blk)[under + len(outer) + len(serial):]
     *a_rows, a_j, a_k = a_loops
     jm, jv = sch.split(a_j, [None, vl])
     ku = knob("gemm.unroll_k", largest_divisor(K, [UNROLL_K, 2]), [u for u in (1, 2, 4, 8) if K % u == 0])
@@ -123,7 +126,7 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: in
     sch.reorder(ko, ki, *a_rows, jm, jv)
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
     share_out = work >= PARALLEL_MIN_ELEMENTS * 64 and p.num_threads > 1  # enough multiply-adds to share out
-    if knob("gemm.parallel", share_out, (True, False) if p.num_threads > 1 else ()):
+    if not under and knob("gemm.parallel", share_out, (True, False) if p.num_threads > 1 else ()):
         sch.parallel(fused)
     sch.unroll(ki)
     for r in a_rows:
