@@ -194,6 +194,39 @@ def test_few_channel_conv_pool_vectorizes_pixels(n, c, h, w, o, pool, x86):
         assert f"({n}, {c}, {h + 2}, {pool}, {(w + 2) // pool})" in script
 
 
+# (n, c, h, w, o, epilogue): the seed CNN's conv1 unpooled; 3 channels with bias + ReLU (stored
+# through the crop); an odd row count (tiles of one row); 12-pixel rows
+UNPOOLED_CASES = [(2, 1, 28, 28, 32, False), (2, 3, 16, 24, 20, True), (1, 2, 9, 20, 8, True)]
+
+
+@pytest.mark.parametrize("n,c,h,w,o,epilogue", UNPOOLED_CASES, ids=["seed-conv1", "c3-bias-relu", "odd-rows"])
+def test_few_channel_conv_vectorizes_pixels(n, c, h, w, o, epilogue, x86):
+    """Unpooled, the same rule tiles a few channels x 2 rows x one vector of output pixels and
+    stores whole pixel vectors (NCHW) instead of transposing channel vectors lane by lane."""
+    import torch
+
+    from graphc.codegen.schedule.cpu_base import CpuParams
+    from graphc.codegen.schedule.cpu_conv import _pixel_lanes
+
+    x, wt, bias = _rand(n, c, h, w), _rand(o, c, 3, 3), _rand(o)
+    b = GraphBuilder("conv_pixels")
+    xv = Tensor(b.input("x", TensorType("f32", x.shape)))
+    with b:
+        y = ops.conv2d(xv, graphc.param("w", wt), pad=(1, 1, 1, 1))
+        if epilogue:
+            y = ops.relu(y + graphc.param("b", bias.reshape(1, -1, 1, 1)))
+    g = b.build([y.value])
+    cm = graphc.compile(g, x86, log=lambda *a: None)
+    got = cm.session().run(x)[0]
+    np.testing.assert_allclose(got, graphc.run_graph(g, x)[0], rtol=1e-4, atol=1e-4)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(bias) if epilogue else None, padding=1)
+    np.testing.assert_allclose(got, (torch.relu(want) if epilogue else want).numpy(), rtol=1e-4, atol=1e-4)
+    assert "conv2d_packed: blocked" in [nt for k in cm.build.kernels for nt in k.notes]
+    lanes = _pixel_lanes(w, CpuParams(x86.vector_bits, 2))
+    if lanes is not None:
+        assert lanes in _vectorized_extents(cm)
+
+
 def test_few_channel_conv_pool_with_index_for_training(x86):
     """max_pool2d_with_index (training's pool: value and tap) shares the pixel-vector loop nest."""
     x, wt, bias = _rand(2, 1, 28, 28), _rand(16, 1, 3, 3), _rand(16)

@@ -34,12 +34,17 @@ def linear_model(m: int = 6, k: int = 24, n: int = 32):
     return b.build([y.value]), [_rand(m, k)]
 
 
-def conv_model():
+def conv_model(channels=8):
+    """8 input channels: the channel-panel micro-kernel; 3 (a 27-step reduction): pixels as lanes."""
     b = GraphBuilder("conv")
-    x = Tensor(b.input("x", TensorType("f32", (1, 3, 10, 10))))
+    x = Tensor(b.input("x", TensorType("f32", (1, channels, 10, 10))))
     with b:
-        y = ops.relu(ops.conv2d(x, graphc.param("w", _rand(16, 3, 3, 3)), pad=(1, 1, 1, 1)))
-    return b.build([y.value]), [_rand(1, 3, 10, 10)]
+        y = ops.relu(ops.conv2d(x, graphc.param("w", _rand(16, channels, 3, 3)), pad=(1, 1, 1, 1)))
+    return b.build([y.value]), [_rand(1, channels, 10, 10)]
+
+
+def pixel_conv_model():
+    return conv_model(channels=3)
 
 
 def _anchor_task(graph, x86, rule: str):
@@ -64,6 +69,7 @@ def test_knob_returns_default_configured_value_or_rejects_unknown():
 @pytest.mark.parametrize("model,rule,expected", [
     (linear_model, "linear_packed", {"gemm.rows", "gemm.unroll_k", "gemm.order"}),
     (conv_model, "conv2d_packed", {"conv.columns", "conv.order"}),
+    (pixel_conv_model, "conv2d_packed", {"conv.pixel_channels"}),
 ])
 def test_knob_space_of_gemm_and_conv_kernels(model, rule, expected, x86):
     graph, _ = model()
@@ -74,7 +80,7 @@ def test_knob_space_of_gemm_and_conv_kernels(model, rule, expected, x86):
         assert k.default in k.candidates and len(k.candidates) > 1
 
 
-@pytest.mark.parametrize("model,rule", [(linear_model, "linear_packed"), (conv_model, "conv2d_packed")])
+@pytest.mark.parametrize("model,rule", [(linear_model, "linear_packed"), (conv_model, "conv2d_packed"), (pixel_conv_model, "conv2d_packed")])
 def test_every_knob_value_computes_the_reference(model, rule, x86):
     """Each knob's every candidate (the others at their defaults), compiled end to end, matches
     numpy; and the knobs do change the schedule (not a test that cannot fail)."""

@@ -190,14 +190,16 @@ def test_conv_bias_relu_pool_becomes_one_group():
       %0: f32[1,16,4,4] = fused[conv_bias_relu_pool](%x, %w, %b) {
         graph @conv_bias_relu_pool(%in0: f32[1,3,8,8], %in1: f32[16,3,3,3], %in2: f32[16,1,1]) {
           %0: f32[1,16,8,8] = conv2d(%in0, %in1) {dilation=[1, 1], groups=1, pad=[1, 1, 1, 1], stride=[1, 1]}
-          %1: f32[1,16,8,8] = add(%0, %in2)
-          %2: f32[1,16,8,8] = relu(%1)
-          %3: f32[1,16,4,4] = max_pool2d(%2) {ceil_mode=false, dilation=[1, 1], kernel=[2, 2], pad=[0, 0, 0, 0], stride=[2, 2]}
+          %1: f32[1,16,4,4] = max_pool2d(%0) {ceil_mode=false, dilation=[1, 1], kernel=[2, 2], pad=[0, 0, 0, 0], stride=[2, 2]}
+          %2: f32[1,16,4,4] = add(%1, %in2)
+          %3: f32[1,16,4,4] = relu(%2)
           return %3
         }
       }
       return %0
     }"""
+    # the max pool goes first: it commutes with the per-channel bias and the ReLU (a quarter of
+    # the elements to add and clamp); check_pass also compares the values before and after
     hashes = list(consts)
     expected = expected.replace("#W", "#" + hashes[0]).replace("#B", "#" + hashes[1])
     check_pass("fuse_conv_pool", text, expected, constants=consts, rtol=1e-5, atol=1e-5)

@@ -25,6 +25,8 @@ non-overlapping pool, pixels rather than channels are the vector lanes: see
 """
 from __future__ import annotations
 
+import math
+
 from tvm import s_tir
 
 from ..knobs import knob
@@ -101,8 +103,11 @@ def _pixel_group(blocks: int, block_bytes: int) -> int:
 def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     pool = _pooling_consumer(sch, blk)
     window = _pixel_pool_window(sch, blk, pool, p) if pool is not None else None
-    if window is not None:
+    if window is not None and window > 1:
         _schedule_pixel_conv_pool(sch, blk, pool, p, window)
+        return
+    if pool is None and _pixel_conv_fits(sch, blk, p):  # unpooled: its output stage is the reader
+        _schedule_pixel_conv_pool(sch, blk, [output_stage(sch, blk)], p, 1)
         return
     for prod in sch.get_producers(blk):  # the padded input (and a per-call weight pack): own loop nests
         if not _schedule_padding(sch, prod, p):
@@ -259,6 +264,34 @@ PIXEL_REDUCTION_MAX = 32
 PIXEL_TILE_VECTORS = 24  # accumulator (+ input) vectors of one register tile (of 32 AVX-512 registers)
 
 
+def _pixel_conv_fits(sch: s_tir.Schedule, conv, p: CpuParams) -> bool:
+    """Whether an unpooled conv is better computed with pixels as vector lanes: a short
+    reduction, stride 1, output rows that split into a vector width, and it stores through
+    nothing or one spatial [n, o, h, w] stage (its crop and epilogue)."""
+    consumers = sch.get_consumers(conv)
+    if len(consumers) > 1 or (consumers and (is_reduction(sch, consumers[0]) or len(sch.get(consumers[0]).iter_vars) != 4)):
+        return False
+    if not _short_unit_stride_conv(sch, conv):
+        return False
+    return _pixel_lanes(int(region_buffer(sch.get(conv).writes[0]).shape[3]), p) is not None
+
+
+def _short_unit_stride_conv(sch: s_tir.Schedule, conv) -> bool:
+    """A conv block (n, o, h, w, c, kh, kw) whose reduction is at most PIXEL_REDUCTION_MAX steps
+    and which reads its (padded) input at [.., h + kh, w + kw]: stride 1, no dilation."""
+    from tvm.sym.analyzer import Analyzer
+
+    ivs = sch.get(conv).iter_vars
+    if len(ivs) != 7 or math.prod(int(iv.dom.extent) for iv in ivs[4:]) > PIXEL_REDUCTION_MAX:
+        return False
+    x_read = _input_read(sch, conv)
+    if x_read is None:
+        return False
+    ana = Analyzer()
+    h, w, kh, kw = (iv.var for iv in (ivs[2], ivs[3], ivs[5], ivs[6]))
+    return _same(ana, x_read.region[2].min, h + kh) and _same(ana, x_read.region[3].min, w + kw)
+
+
 def _pixel_pool_window(sch: s_tir.Schedule, conv, pools, p: CpuParams) -> int | None:
     """The pool's window `s` (s x s, stride s, no padding) when the conv-pool kernel is better
     computed with pixels as vector lanes (`_schedule_pixel_conv_pool`); None otherwise: a long
@@ -266,25 +299,10 @@ def _pixel_pool_window(sch: s_tir.Schedule, conv, pools, p: CpuParams) -> int | 
     that split into no vector width."""
     from tvm.sym.analyzer import Analyzer
 
-    stmt = sch.get(conv)
-    ivs = stmt.iter_vars
-    if len(ivs) != 7 or len(sch.get(pools[0]).iter_vars) != 4:
+    if len(sch.get(pools[0]).iter_vars) != 4 or not _short_unit_stride_conv(sch, conv):
         return None
-    reduction = 1
-    for iv in ivs[4:]:
-        reduction *= int(iv.dom.extent)
-    if reduction > PIXEL_REDUCTION_MAX:
-        return None
-    conv_buf = region_buffer(stmt.writes[0])
+    conv_buf = region_buffer(sch.get(conv).writes[0])
     ana = Analyzer()
-    # the conv reads its (padded) input at [.., h + kh, w + kw]: stride 1, no dilation
-    h, w, kh, kw = (iv.var for iv in (ivs[2], ivs[3], ivs[5], ivs[6]))
-    x_read = _input_read(sch, conv)
-    if x_read is None:
-        return None
-    rows, cols = x_read.region[2], x_read.region[3]
-    if not (_same(ana, rows.min, h + kh) and _same(ana, cols.min, w + kw)):
-        return None
     # every pool reads [.., s*i : s*i + s, s*j : s*j + s] of the conv: a non-overlapping s x s window
     window = None
     for pool in pools:
@@ -334,7 +352,13 @@ def _pixel_lanes(pooled_w: int, p: CpuParams) -> int | None:
     return lv if lv > 1 else None
 
 
-def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int) -> int:
+# conv rows per register tile when no pool groups them (s = 1): with one channel vector per row,
+# 2 rows x 4 channels keep 8 independent accumulators in flight (FMA latency 4, 2 pipes)
+PIXEL_ROWS = 2
+PIXEL_MIN_ACCUMULATORS = 8
+
+
+def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int, rows: int = 1) -> int:
     """Output channels per register tile (s * s accumulator vectors each). One, when the input
     vectors a tile reads (C x (s + KH - 1) rows x (s + KW - 1) column offsets) fit in registers
     beside its accumulators: they then stay there across all channels (seed CNN conv1, 1 x 3x3
@@ -342,10 +366,12 @@ def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int) -> int:
     215 for 2 or 4, 340-470 for 8). Otherwise the inputs are reloaded from L1 for every tile,
     and the most channels the accumulators allow amortize those loads."""
     cin, kh, kw = (int(iv.dom.extent) for iv in sch.get(conv).iter_vars[4:7])
-    inputs = cin * (s + kh - 1) * (s + kw - 1)
-    if inputs + s * s <= PIXEL_TILE_VECTORS:
-        return 1
-    return largest_divisor(channels, range(max(PIXEL_TILE_VECTORS // (s * s), 1), 0, -1))
+    per_channel = s * s * rows  # accumulator vectors
+    inputs = cin * (s * rows + kh - 1) * (s + kw - 1)
+    least = -(-PIXEL_MIN_ACCUMULATORS // per_channel) if s == 1 else 1
+    if inputs + per_channel * least <= PIXEL_TILE_VECTORS:
+        return largest_divisor(channels, range(least, 0, -1))
+    return largest_divisor(channels, range(max(PIXEL_TILE_VECTORS // per_channel, 1), 0, -1))
 
 
 def _schedule_pixel_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, s: int) -> None:
@@ -363,25 +389,31 @@ def _schedule_pixel_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, s:
     x_name = region_buffer(_input_read(sch, conv)).name
     for prod in sch.get_producers(conv):  # the padded input and a per-call weight pack: own loop nests
         written = region_buffer(sch.get(prod).writes[0])
-        if written.name == x_name and len(sch.get(prod).iter_vars) == 4 and int(written.shape[3]) % s == 0:
+        if s > 1 and written.name == x_name and len(sch.get(prod).iter_vars) == 4 and int(written.shape[3]) % s == 0:
             sch.transform_layout(prod, ("write", 0), lambda b, ch, y, z: (b, ch, y, z % s, z // s))
             sch.transform_block_layout(prod, lambda b, ch, y, z: (b, ch, y, z % s, z // s))
-        schedule_spatial(sch, prod, p)
+            schedule_spatial(sch, prod, p)
+        elif not _schedule_padding(sch, prod, p):
+            schedule_spatial(sch, prod, p)
     if len(pools) > 1:
         sch.merge(*[sch.get_loops(b)[-1] for b in pools])
     n, c, ph, pw = sch.get_loops(pools[0])
     channels = int(sch.get(c).extent)
-    fits = [d for d in range(1, channels + 1) if channels % d == 0 and d * s * s <= 2 * PIXEL_TILE_VECTORS]
-    ct = knob("conv.pixel_channels", _pixel_channels(sch, conv, channels, s), fits)
+    # unpooled (s = 1): a tile of several rows; a pool's window already gives its tile s rows
+    rows = largest_divisor(int(sch.get(ph).extent), range(PIXEL_ROWS, 0, -1)) if s == 1 else 1
+    fits = [d for d in range(1, channels + 1) if channels % d == 0 and d * s * s * rows <= 2 * PIXEL_TILE_VECTORS]
+    ct = knob("conv.pixel_channels", _pixel_channels(sch, conv, channels, s, rows), fits)
     co, ci = sch.split(c, [None, ct])
     pwo, pwi = sch.split(pw, [None, lanes])
-    sch.reorder(n, ph, pwo, co, ci, pwi)
-    outer = sch.fuse(n, ph)
+    pho, phi = sch.split(ph, [None, rows])
+    sch.reorder(n, pho, pwo, co, ci, phi, pwi)
+    outer = sch.fuse(n, pho)
     sch.parallel(outer)
     sch.compute_at(conv, co)
     sch.set_scope(conv, 0, "local")
-    sch.transform_layout(conv, ("write", 0), lambda n_, c_, h_, w_: (n_, c_, h_, w_ % s, w_ // s))
-    inner = {sch.get(lp) for lp in sch.get_loops(conv)[3:]}  # under (n * ph, pwo, co)
+    if s > 1:
+        sch.transform_layout(conv, ("write", 0), lambda n_, c_, h_, w_: (n_, c_, h_, w_ % s, w_ // s))
+    inner = {sch.get(lp) for lp in sch.get_loops(conv)[3:]}  # under (n * pho, pwo, co)
     loops = [lp if lp is not None and sch.get(lp) in inner else None for lp in loops_of_iters(sch, conv)]
     o, h, w = loops[1], loops[2], loops[3]
     reduce_loops = [lp for lp in loops[4:] if lp is not None]
@@ -395,4 +427,5 @@ def _schedule_pixel_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, s:
     if reduce_loops:
         sch.decompose_reduction(conv, reduce_loops[0])
     sch.unroll(ci)
+    sch.unroll(phi)
     sch.vectorize(pwi)
