@@ -68,11 +68,11 @@ def interleaved(
     }
 
 
-def timed_runs(fn: Callable[[], object], inner: int, warm: bool = True) -> Callable[[], float]:
-    """() -> mean ms per call of `inner` back-to-back calls, after one untimed call when `warm`:
+def timed_runs(fn: Callable[[], object], inner: int, warm: int = 1) -> Callable[[], float]:
+    """() -> mean ms per call of `inner` back-to-back calls, after `warm` untimed calls (True: one):
     the steady rate with the thread pool awake and caches refilled after a pause between systems."""
     def timed() -> float:
-        if warm:
+        for _ in range(int(warm)):
             fn()
         t0 = time.perf_counter()
         for _ in range(inner):

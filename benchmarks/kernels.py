@@ -184,21 +184,6 @@ def _graphc_fn(kern: Kernel, rng):
     return (lambda: main(*args)), inputs, weights, notes, err
 
 
-def _steady(fn, inner: int):
-    """() -> mean ms per call of `inner` calls timed after `inner` untimed ones. After the pause
-    between samples, the first calls run slower (the cores idled: measured on the seed CNN's
-    conv1 + pool, 9 calls after a 0.2 s pause 228 us each, back to back 197 us); both systems
-    get the same warm-up, so the samples compare steady rates."""
-    timed = timed_runs(fn, inner, warm=False)
-
-    def run() -> float:
-        for _ in range(inner):
-            fn()
-        return timed()
-
-    return run
-
-
 def _probe_serve(conn, threads: int) -> None:
     import os
 
@@ -215,7 +200,7 @@ def _probe_serve(conn, threads: int) -> None:
                 fn()
             conn.send(True)
         elif msg[0] == "run":
-            conn.send(_steady(fn, msg[1])())
+            conn.send(timed_runs(fn, msg[1], warm=msg[1])())  # warmed like graphc's samples (see run)
         else:
             return
 
@@ -277,7 +262,10 @@ def run(rounds: int = 40, only: str | None = None, out: str | None = None) -> di
         # need longer: after its ~50 ms sample of the seed CNN's conv1 + pool, graphc's next sample
         # ran at half speed 50 ms later (median 63 vs 131 GFLOP/s with a 0.3 s pause)
         gap = min(0.3, max(0.05, 5e-3 * inner * probe.time_ms(1)))
-        r = interleaved({"graphc": _steady(fn, inner), "torch": lambda: probe.time_ms(inner)},
+        # each sample times `inner` calls after as many untimed ones, for both systems: after the
+        # pause the first calls ran slower (seed CNN conv1 + pool, 9 calls after a 0.2 s pause:
+        # 228 us each, back to back 197 us)
+        r = interleaved({"graphc": timed_runs(fn, inner, warm=inner), "torch": lambda: probe.time_ms(inner)},
                         rounds=rounds, self_timed=True, gap_s=gap)
         gf = {k: kern.flops / v["median_ms"] / 1e6 for k, v in r.items()}
         row = {

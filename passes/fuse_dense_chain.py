@@ -38,9 +38,7 @@ def _linear_of(node: Node) -> Node | None:
 
 
 def _is_row_softmax(node: Node) -> bool:
-    if node.op == "softmax":
-        return node.attrs.get("axis") in (-1, node.inputs[0].type.rank - 1)
-    return False
+    return node.op == "softmax" and node.attrs.get("axis") in (-1, node.inputs[0].type.rank - 1)
 
 
 def plan_chains(graph: Graph) -> list[list[Node]]:
@@ -101,7 +99,7 @@ def _emit_chain(b, chain: list[Node]) -> list[Value]:
 
     with body:
         for node in chain:
-            ins = [inner[v] if v in inner else bind(v) for v in node.inputs]
+            ins = [bind(v) for v in node.inputs]  # a member's output is bound already (inner)
             outs = emit_graph(body, node.body, ins) if node.op == "fused" else copy_node(body, node, ins)
             inner.update(zip(node.outputs, outs))
     body_graph = body.build([inner[chain[-1].outputs[0]]])

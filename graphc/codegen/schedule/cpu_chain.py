@@ -12,15 +12,13 @@ no thread-pool wake-up and no pass over the activation.
 """
 from __future__ import annotations
 
-import math
-
 from tvm import s_tir
 
 from ..knobs import knob, scope
 from ..tiles import max_rows
-from .common import blocks, is_param, largest_divisor, param_buffers, region_buffer, writes_output
-from .cpu_base import CpuParams, Decline, dtype_bits, lane_candidates, param_read_index
-from .cpu_gemm import tile_gemm
+from .common import blocks, is_param, is_reduction, largest_divisor, param_buffers, region_buffer, rule_of, writes_output
+from .cpu_base import CpuParams, Decline
+from .cpu_gemm import packed_weight_tile, tile_gemm
 
 # the row tile's intermediate (mr x N1 floats) should stay in L1 beside the weight panel it meets
 CHAIN_SCRATCH_BYTES = 16 * 1024
@@ -37,7 +35,7 @@ def schedule_gemm_chain(sch: s_tir.Schedule, anchors: list[str], p: CpuParams) -
     if len(loops) != 2:
         raise Decline("the chain's output is not a [rows, columns] matrix")
     first = sch.get_sblock(anchors[0])
-    vl, nv = _panel_tile(sch, first, p)
+    _, _, nv = _panel_tile(sch, first, p)
     M = int(sch.get(loops[0]).extent)
     n1 = int(region_buffer(sch.get(first).writes[0]).shape[-1])
     top = min(max_rows(nv, p.vector_bits), max(CHAIN_SCRATCH_BYTES // (n1 * 4), 1))
@@ -53,9 +51,13 @@ def schedule_gemm_chain(sch: s_tir.Schedule, anchors: list[str], p: CpuParams) -
         sch.parallel(io)
     for name in anchors:
         blk = sch.get_sblock(name)
+        _, vl, nv = _panel_tile(sch, blk, p)
         with scope(f"{name}."):  # each GEMM's knobs tuned on their own
-            tile_gemm(sch, blk, p, *_panel_tile(sch, blk, p), rows=mr, under=1)
-    _vectorize_row_tail(sch, out)
+            tile_gemm(sch, blk, p, vl, nv, rows=mr, under=1)
+    # the output stage (bias, softmax's normalization) along its columns; the row reductions
+    # stay serial: vectorized across the tile's rows (strided reads of the [rows, columns]
+    # tile) they measured slower on the seed MLP (76 vs 70 us per run)
+    sch.vectorize(sch.get_loops(out)[-1])
     # intermediates are per-tile scratch: stack buffers compacted to the tile
     params = param_buffers(sch.mod["main"])
     for blk in blocks_under(sch, io):
@@ -71,19 +73,10 @@ def gemm_chain_links(sch: s_tir.Schedule) -> set[str]:
     so the earlier GEMM applies them once per element as it stores its tile, instead of the
     later GEMM recomputing them for every broadcast of its micro-kernel (measured on the seed
     MLP: 75 vs 70 us per run)."""
-    from .common import is_reduction, rule_of
-
     anchors = [b for b in blocks(sch) if rule_of(sch, b) == "linear_packed"]
     if len(anchors) < 2:
         return set()
     return {sch.get(p).name_hint for a in anchors[1:] for p in sch.get_producers(a) if not is_reduction(sch, p)}
-
-
-def _vectorize_row_tail(sch: s_tir.Schedule, out) -> None:
-    """The output stage (bias, softmax's normalization) vectorized along its columns. The row
-    reductions between stay serial: vectorized across the tile's rows (strided reads of the
-    [rows, columns] tile) they measured slower on the seed MLP (76 vs 70 us per run)."""
-    sch.vectorize(sch.get_loops(out)[-1])
 
 
 def blocks_under(sch: s_tir.Schedule, loop) -> list:
@@ -96,11 +89,9 @@ def blocks_under(sch: s_tir.Schedule, loop) -> list:
     return found
 
 
-def _panel_tile(sch: s_tir.Schedule, blk, p: CpuParams) -> tuple[int, int]:
-    """(vector lanes, vectors) of a packed-weight GEMM's register tile: one panel wide."""
-    wp = region_buffer(sch.get(blk).reads[param_read_index(sch, blk, rank=3)])
-    panel = int(wp.shape[-1])
-    vl = largest_divisor(panel, lane_candidates(p.lanes(dtype_bits(sch, blk))))
-    if vl < 2 or math.prod(int(d) for d in wp.shape) == 0:
-        raise Decline(f"a {panel}-wide panel splits into no vector width")
-    return vl, panel // vl
+def _panel_tile(sch: s_tir.Schedule, blk, p: CpuParams):
+    """`packed_weight_tile`, declining a panel that splits into no vector width."""
+    wp, vl, nv = packed_weight_tile(sch, blk, p)
+    if vl < 2:
+        raise Decline(f"a {vl * nv}-wide panel splits into no vector width")
+    return wp, vl, nv

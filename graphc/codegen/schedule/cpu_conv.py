@@ -103,7 +103,7 @@ def _pixel_group(blocks: int, block_bytes: int) -> int:
 def _conv(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int) -> None:
     pool = _pooling_consumer(sch, blk)
     window = _pixel_pool_window(sch, blk, pool, p) if pool is not None else None
-    if window is not None and window > 1:
+    if window is not None:
         _schedule_pixel_conv_pool(sch, blk, pool, p, window)
         return
     if pool is None and _pixel_conv_fits(sch, blk, p):  # unpooled: its output stage is the reader
@@ -255,7 +255,7 @@ def _schedule_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, vl: int,
 
 
 # ---------------------------------------------------------------------------------------
-# few input channels under a non-overlapping pool: pixels as vector lanes
+# few input channels (under a non-overlapping pool, or unpooled): pixels as vector lanes
 # ---------------------------------------------------------------------------------------
 # reduction length (C * KH * KW) up to which the channel-panel micro-kernel does too few
 # multiply-adds per accumulator to pay for its stores and for the pooled output's channel
@@ -358,7 +358,7 @@ PIXEL_ROWS = 2
 PIXEL_MIN_ACCUMULATORS = 8
 
 
-def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int, rows: int = 1) -> int:
+def _pixel_channels(sch: s_tir.Schedule, conv, channels: int, s: int, rows: int) -> int:
     """Output channels per register tile (s * s accumulator vectors each). One, when the input
     vectors a tile reads (C x (s + KH - 1) rows x (s + KW - 1) column offsets) fit in registers
     beside its accumulators: they then stay there across all channels (seed CNN conv1, 1 x 3x3
@@ -383,7 +383,8 @@ def _schedule_pixel_conv_pool(sch: s_tir.Schedule, conv, pools, p: CpuParams, s:
     columns deinterleaved by phase ([.., y, z % s, z // s]) so the conv's loads at w + kw are
     contiguous too (when the padded width is a multiple of s; otherwise they are strided, still
     correct). Each reduction step loads s * s input vectors, broadcasts one weight per channel
-    and does s * s vector FMAs per channel."""
+    and does s * s vector FMAs per channel. Unpooled (s = 1, `pools` = [its output stage]):
+    a tile of PIXEL_ROWS rows instead, stored as whole pixel vectors."""
     pooled_w = int(sch.get(pools[0]).iter_vars[3].dom.extent)
     lanes = _pixel_lanes(pooled_w, p)
     x_name = region_buffer(_input_read(sch, conv)).name

@@ -142,13 +142,20 @@ def tile_gemm(sch: s_tir.Schedule, blk, p: CpuParams, vl: int, nv: int, rows: in
     sch.decompose_reduction(blk, ko)
 
 
-def schedule_linear_packed(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
-    """x[..., K] @ wp[N/nr, K, nr] (a weight packed at compile time): the tile is one panel wide."""
+def packed_weight_tile(sch: s_tir.Schedule, blk, p: CpuParams):
+    """(packed weight buffer, vector lanes, vectors) of a linear_packed anchor's register tile:
+    one panel of the weight wide."""
     wp = region_buffer(sch.get(blk).reads[param_read_index(sch, blk, rank=3)])
     panel = int(wp.shape[-1])
     vl = largest_divisor(panel, lane_candidates(p.lanes(dtype_bits(sch, blk))))
+    return wp, vl, panel // vl
+
+
+def schedule_linear_packed(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
+    """x[..., K] @ wp[N/nr, K, nr] (a weight packed at compile time): the tile is one panel wide."""
+    wp, vl, nv = packed_weight_tile(sch, blk, p)
     weight_bytes = math.prod(int(d) for d in wp.shape) * dtype_bits(sch, blk) // 8
-    tile_gemm(sch, blk, p, vl, panel // vl, order="rows_outside" if weight_bytes <= SHARED_WEIGHT_BYTES else "panels_outside")
+    tile_gemm(sch, blk, p, vl, nv, order="rows_outside" if weight_bytes <= SHARED_WEIGHT_BYTES else "panels_outside")
 
 
 def schedule_matmul(sch: s_tir.Schedule, blk, p: CpuParams) -> None:
