@@ -21,7 +21,7 @@ from graphc.targets import Target, check_loadable
 
 from .artifact import ArtifactData, TensorSpec, read_artifact
 from .signature import bind_inputs
-from .threads import use_physical_cores
+from .threads import move_off_worker_cores, use_physical_cores
 
 
 def _tvm_runtime():
@@ -121,9 +121,11 @@ class Session(ModelIO):
             if arrays is None:
                 arrays = self.bind_arrays(args, kwargs)  # the full checks (and their errors)
             with self._lock:
+                move_off_worker_cores()
                 return self._staged.run(arrays)
         tensors = self._bind(args, kwargs)
         with self._lock:
+            move_off_worker_cores()
             result = self._main(*tensors, *self._params)
             return [r.numpy() for r in result]
 
@@ -155,6 +157,7 @@ class Session(ModelIO):
 
         def call():
             with self._lock:
+                move_off_worker_cores()
                 return self._main(*tensors, *self._params)
 
         return call
@@ -165,6 +168,7 @@ class Session(ModelIO):
         times = []
         with self._lock:
             for i in range(warmup + repeat):
+                move_off_worker_cores()
                 t0 = time.perf_counter()
                 self._main(*tensors, *self._params)
                 self.device.sync()

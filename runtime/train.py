@@ -31,6 +31,7 @@ from graphc.targets import Target, check_loadable
 from .artifact import ArtifactData, TensorSpec, read_artifact
 from .session import _tvm_runtime, load_library, parse_device
 from .signature import bind_inputs, check_array
+from .threads import move_off_worker_cores
 
 ARTIFACT_KIND = "train"
 CHECKPOINT_FORMAT = "graphc-train-checkpoint"
@@ -154,6 +155,7 @@ class TrainSession:
         with self._lock:
             rate = self._upload(np.asarray(self.current_lr(lr), np.float32))  # the graph's lr input is f32
             count = self._upload(np.asarray(self.step_count + 1, np.int64))
+            move_off_worker_cores()
             out = self._main(*data, *tgts, *self._params, *self._state, rate, count, *self._main_consts)
             n = len(self._params)
             self._params = [out[1 + i] for i in range(n)]
@@ -166,6 +168,7 @@ class TrainSession:
         names = [s.name for s in self.layout.data]
         arrays = bind_inputs(names, [s.type for s in self.layout.data], args, kwargs, what="model")
         with self._lock:
+            move_off_worker_cores()
             out = self._eval(*[self._upload(a) for a in arrays], *self._params, *self._eval_consts)
             return [out[i].numpy() for i in range(len(self.layout.eval_outputs))]
 
