@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 
 
 def physical_cores() -> int:
@@ -89,6 +90,12 @@ def tvm_core_order() -> list[int]:
     return sorted(range(os.cpu_count() or 1), key=lambda cpu: (-_max_freq(cpu), cpu))
 
 
+def _tvm_default_threads() -> int:
+    """TVM's pool size when neither variable is set (MaxConcurrency: half the CPUs on x86)."""
+    n = os.cpu_count() or 1
+    return max(n // 2 if platform.machine() in ("x86_64", "AMD64") else n, 1)
+
+
 class WorkerCores:
     """Where TVM's pool binds its workers, and where the launching thread belongs instead.
 
@@ -99,7 +106,7 @@ class WorkerCores:
     def __init__(self) -> None:
         self.home: frozenset[int] = frozenset()
         self.workers: frozenset[int] = frozenset()
-        threads = _tvm_atoi("TVM_NUM_THREADS", _tvm_atoi("OMP_NUM_THREADS", 0)) or physical_cores()
+        threads = _tvm_atoi("TVM_NUM_THREADS", _tvm_atoi("OMP_NUM_THREADS", 0)) or _tvm_default_threads()
         order = tvm_core_order()
         if _tvm_atoi("TVM_BIND_THREADS", 1) != 1 or _tvm_atoi("TVM_EXCLUDE_WORKER0", 1) == 0 or not 2 <= threads <= len(order):
             return
